@@ -1,0 +1,700 @@
+"""The application service: :class:`Ledger` applies commands and answers questions.
+
+Commands go through one path whether they come from a file (:meth:`Ledger.apply_batch`),
+from a dict (:meth:`Ledger.execute`) or from a typed method (:meth:`Ledger.allocate`, …):
+validate, check idempotency, check the rules in SPEC order, then record. A batch is recorded
+in one transaction together with its command ids, new data keys and chain links; when another
+writer got there first (a version or command-id conflict) the batch is worked out again from
+the fresh state, so concurrent writers never record a command twice.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import attrs
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, OperationalError, PersistenceError
+
+from dinsos_ledger import commands as cmd
+from dinsos_ledger.aggregates import Enrolment, Household, Stamp, Subject, TrainingCohort, Veteran
+from dinsos_ledger.aggregates.base import Account, Person
+from dinsos_ledger.codec import LedgerMapper
+from dinsos_ledger.errors import (
+    AlreadyRegistered,
+    BeforeRegistration,
+    IdConflict,
+    InvalidCommand,
+    LedgerError,
+    NotApplicable,
+    StorageError,
+    UnknownSubject,
+)
+from dinsos_ledger.privacy import (
+    KeyRing,
+    MasterKey,
+    load_master_key_file,
+    master_key_from_env,
+    pii_digest,
+    seal,
+)
+from dinsos_ledger.storage import Target, parse_target
+from dinsos_ledger.types import subject_id
+
+__all__ = ["DEFAULT_DESIL_LIMIT", "Ledger", "LedgerApplication", "Outcome"]
+
+#: The highest desil that may receive an allocation unless a programme has its own limit.
+DEFAULT_DESIL_LIMIT: Final = 4
+_MAX_ATTEMPTS: Final = 8
+
+Status = Literal["accepted", "duplicate", "rejected"]
+
+
+@attrs.frozen
+class Outcome:
+    """What became of one command: accepted, duplicate (skipped) or rejected with a code."""
+
+    status: Status
+    id: str | None
+    code: str | None = None
+    message: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        """True when the command was recorded now."""
+        return self.status == "accepted"
+
+    @property
+    def rejected(self) -> bool:
+        """True when the ledger refused the command."""
+        return self.status == "rejected"
+
+
+_APPLIES: Final[dict[str, tuple[type[Subject], ...]]] = {
+    "assess": (Household, Veteran),
+    "allocate": (Household, Veteran, TrainingCohort),
+    "disburse": (Household, Veteran, TrainingCohort),
+    "reverse": (Household, Veteran, TrainingCohort),
+    "follow_up": (Household, Veteran, Enrolment),
+    "attend": (Enrolment,),
+    "complete": (Enrolment,),
+    "withdraw": (Enrolment,),
+    "close": (Household, Veteran),
+    "forget": (Household, Veteran),
+}
+
+
+class _KeyStore:
+    """The recorder's key table seen through :class:`~dinsos_ledger.privacy.KeyStore`."""
+
+    def __init__(self, recorder: Any) -> None:
+        self._recorder = recorder
+
+    def get_wrapped(self, subject_id: uuid.UUID) -> bytes | None:
+        wrapped: bytes | None = self._recorder.select_wrapped_key(subject_id)
+        return wrapped
+
+    def put_wrapped(self, subject_id: uuid.UUID, wrapped: bytes) -> None:  # pragma: no cover
+        msg = "data keys are stored with the events that use them"
+        raise NotImplementedError(msg)
+
+    def delete(self, subject_id: uuid.UUID) -> None:  # pragma: no cover
+        msg = "data keys are shredded with the forgotten event"
+        raise NotImplementedError(msg)
+
+
+class _Batch:
+    """The working state of one batch: loaded aggregates, pending records, known ids."""
+
+    def __init__(self, ledger: Ledger, known: dict[str, str]) -> None:
+        self.ledger = ledger
+        self.known = known
+        self.loaded: dict[uuid.UUID, Subject | None] = {}
+        self.touched: dict[uuid.UUID, Subject] = {}
+        self.commands: list[tuple[str, str]] = []
+        self.keys: list[tuple[uuid.UUID, bytes]] = []
+        self.shred: list[uuid.UUID] = []
+
+    def get(self, ref: str) -> Subject | None:
+        sid = subject_id(ref)
+        if sid not in self.loaded:
+            try:
+                self.loaded[sid] = self.ledger.repository.get(sid)
+            except AggregateNotFoundError:
+                self.loaded[sid] = None
+        return self.loaded[sid]
+
+    def require(self, ref: str, field: str = "ref") -> Subject:
+        subject = self.get(ref)
+        if subject is None:
+            what = "" if field == "ref" else f"'{field}' "
+            msg = f"{what}{ref} is not registered"
+            raise UnknownSubject(msg)
+        return subject
+
+    def add(self, subject: Subject) -> None:
+        self.loaded[subject.id] = subject
+        self.touched[subject.id] = subject
+
+
+class LedgerApplication(Application[uuid.UUID]):
+    """The eventsourcing application underneath a :class:`Ledger` (repository, recorder)."""
+
+    name = "Ledger"
+
+    def construct_mapper(self) -> LedgerMapper:
+        """Use the package's cattrs mapper for every stored event."""
+        return LedgerMapper()
+
+
+class Ledger:
+    """The ledger of one department, on SQLite (default) or PostgreSQL.
+
+    ``target`` is a SQLite file path or a ``postgresql://`` URL (see
+    :func:`~dinsos_ledger.storage.parse_target`). ``master_key`` wraps the per-subject data
+    keys; without it a SQLite ledger keeps one in ``TARGET.key`` (created on first use, mode
+    0600) and a PostgreSQL ledger reads ``DINSOS_LEDGER_KEY``. ``desil_limits`` sets a desil
+    limit per programme (default 4 for every programme).
+    """
+
+    batch_size: int = 500
+
+    def __init__(
+        self,
+        target: str | None = None,
+        *,
+        master_key: MasterKey | None = None,
+        desil_limits: Mapping[str, int] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.target: Target = parse_target(target)
+        settings = {"AGGREGATE_CACHE_MAXSIZE": "20000", **self.target.env, **(env or {})}
+        try:
+            self.app = LedgerApplication(env=settings)
+        except PersistenceError as e:
+            raise StorageError(f"cannot open the ledger at {self.target.display}: {e}") from e
+        except OSError as e:
+            raise StorageError(f"cannot open the ledger at {self.target.display}: {e}") from e
+        self.master_key = master_key or self._load_master_key()
+        self.repository = self.app.repository
+        self.recorder = self.app.recorder
+        self.keyring = KeyRing(self.master_key, _KeyStore(self.recorder))
+        self.desil_limits: dict[str, int] = dict(desil_limits or {})
+
+    def _load_master_key(self) -> MasterKey:
+        if self.target.is_postgres:
+            value = os.environ.get("DINSOS_LEDGER_KEY")
+            if not value:
+                msg = (
+                    "a PostgreSQL ledger needs its master key in DINSOS_LEDGER_KEY "
+                    "(base64 of 32 bytes, e.g. from `openssl rand -base64 32`)"
+                )
+                raise StorageError(msg)
+            return master_key_from_env(value)
+        assert self.target.path is not None
+        if self.target.path == ":memory:":
+            return MasterKey.generate()
+        return load_master_key_file(Path(self.target.path + ".key"), create=True)
+
+    # ----------------------------------------------------------------- commands
+
+    def execute(self, command: Mapping[str, Any]) -> Outcome:
+        """Apply one command given as a decoded JSON object; never raises for a refusal."""
+        return self.apply_batch([command])[0]
+
+    def apply_batch(self, commands: Sequence[Mapping[str, Any] | LedgerError]) -> list[Outcome]:
+        """Apply commands in order and record the accepted ones in one transaction.
+
+        An item may be an :class:`InvalidCommand` already found by the reader (a line that
+        is not JSON, say); it is reported as rejected in its place.
+        """
+        parsed: list[tuple[str | None, cmd.Command | LedgerError, bytes]] = []
+        for raw in commands:
+            if isinstance(raw, LedgerError):
+                parsed.append((None, raw, b""))
+                continue
+            raw_id = raw.get("id") if isinstance(raw, Mapping) else None
+            shown_id = raw_id if isinstance(raw_id, str) else None
+            try:
+                parsed.append((shown_id, cmd.parse_command(raw), cmd.canonical_body(raw)))
+            except InvalidCommand as e:
+                parsed.append((shown_id, e, b""))
+        for attempt in range(_MAX_ATTEMPTS):
+            try:
+                return self._apply_once(parsed)
+            except IntegrityError:
+                # Another writer recorded first: work the batch out again from fresh state.
+                if attempt == _MAX_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _apply_once(
+        self, parsed: Sequence[tuple[str | None, cmd.Command | LedgerError, bytes]]
+    ) -> list[Outcome]:
+        ids = [c.id for _, c, _ in parsed if isinstance(c, cmd.Command)]
+        try:
+            known = dict(self.recorder.select_command_digests(ids))  # type: ignore[attr-defined]
+        except (PersistenceError, OSError) as e:
+            raise StorageError(f"cannot read the ledger at {self.target.display}: {e}") from e
+        batch = _Batch(self, known)
+        outcomes: list[Outcome] = []
+        for shown_id, command, body in parsed:
+            if isinstance(command, LedgerError):
+                outcomes.append(Outcome("rejected", shown_id, command.code, command.message))
+                continue
+            outcomes.append(self._apply_one(batch, command, body))
+        if batch.touched:
+            try:
+                self.app.save(
+                    *batch.touched.values(),
+                    commands=batch.commands,
+                    keys=batch.keys,
+                    shred=batch.shred,
+                )
+            except IntegrityError:
+                raise
+            except (OperationalError, PersistenceError, OSError) as e:
+                raise StorageError(f"cannot write to the ledger at {self.target.display}: {e}") from e
+            for sid in batch.shred:
+                self.keyring.forget(sid)
+        return outcomes
+
+    def _apply_one(self, batch: _Batch, command: cmd.Command, body: bytes) -> Outcome:
+        digest = pii_digest(self.master_key, "command-body", body)
+        prior = batch.known.get(command.id)
+        if prior is not None:
+            if prior == digest:
+                return Outcome("duplicate", command.id)
+            msg = f"id {command.id!r} belongs to an accepted command with a different body"
+            return Outcome("rejected", command.id, IdConflict.code, msg)
+        # Events of a refused command must not reach the batch: rules are checked before
+        # any event is triggered, and an aggregate is added to the batch only after.
+        try:
+            changed = self._handle(batch, command)
+        except LedgerError as e:
+            return Outcome("rejected", command.id, e.code, e.message)
+        for subject in changed:
+            batch.add(subject)
+        batch.known[command.id] = digest
+        batch.commands.append((command.id, digest))
+        return Outcome("accepted", command.id)
+
+    def _handle(self, batch: _Batch, c: cmd.Command) -> list[Subject]:
+        stamp = Stamp(on=c.on, actor=c.actor, command_id=c.id, note=c.note)
+        envelope = Subject.stamp_kwargs(stamp)
+        if isinstance(c, cmd.RegisterHousehold | cmd.RegisterVeteran | cmd.PlanCohort):
+            if batch.get(c.ref) is not None:
+                raise AlreadyRegistered(f"{c.ref} is already registered")
+            return [self._register(batch, c, envelope)]
+        if isinstance(c, cmd.Enrol):
+            return self._enrol(batch, c, stamp, envelope)
+        subject = batch.require(c.ref)
+        self._check_applies(c, subject)
+        if isinstance(c, cmd.Assess):
+            if isinstance(subject, Household):
+                subject.assess(stamp, c.desil)  # type: ignore[arg-type]
+            else:
+                assert isinstance(subject, Veteran)
+                subject.assess(stamp, c.eligible)  # type: ignore[arg-type]
+            return [subject]
+        if isinstance(c, cmd.Allocate):
+            assert isinstance(subject, Account)
+            limit = self.desil_limits.get(c.programme.code, DEFAULT_DESIL_LIMIT)
+            subject.allocate(stamp, c.programme, c.amount, c.period, c.reference, desil_limit=limit)
+            return [subject]
+        if isinstance(c, cmd.Disburse):
+            assert isinstance(subject, Account)
+            subject.disburse(stamp, c.programme, c.amount, c.reference, c.channel)
+            return [subject]
+        if isinstance(c, cmd.Reverse):
+            assert isinstance(subject, Account)
+            subject.reverse(stamp, c.reference, c.reason)
+            return [subject]
+        if isinstance(c, cmd.FollowUp):
+            assert isinstance(subject, Person | Enrolment)
+            subject.follow_up(stamp, c.outcome)
+            return [subject]
+        if isinstance(c, cmd.Close):
+            assert isinstance(subject, Person)
+            subject.close(stamp, c.reason)
+            return [subject]
+        if isinstance(c, cmd.Forget):
+            assert isinstance(subject, Person)
+            subject.forget(stamp, c.reason)
+            batch.shred.append(subject.id)
+            return [subject]
+        assert isinstance(subject, Enrolment)
+        if isinstance(c, cmd.Attend):
+            subject.attend(stamp)
+            return [subject]
+        if isinstance(c, cmd.Complete):
+            subject.complete(stamp)
+            return [subject]
+        assert isinstance(c, cmd.Withdraw)
+        subject.withdraw(stamp, c.reason)
+        cohort = batch.require(subject.cohort, "cohort")
+        assert isinstance(cohort, TrainingCohort)
+        cohort.release_seat(stamp, subject.household, subject.ref)
+        return [subject, cohort]
+
+    @staticmethod
+    def _check_applies(c: cmd.Command, subject: Subject) -> None:
+        kinds = _APPLIES[c.name]
+        if not isinstance(subject, kinds):
+            names = ", ".join(k.kind.value for k in kinds)
+            msg = f"{c.name} applies to {names}, not to {subject.kind.value} {subject.ref}"
+            raise NotApplicable(msg)
+        if isinstance(c, cmd.Assess):
+            if isinstance(subject, Household) and c.desil is None:
+                msg = f"{subject.ref} is a household: assess it with 'desil', not 'eligible'"
+                raise NotApplicable(msg)
+            if isinstance(subject, Veteran) and c.eligible is None:
+                msg = f"{subject.ref} is a veteran: assess it with 'eligible', not 'desil'"
+                raise NotApplicable(msg)
+
+    def _register(
+        self,
+        batch: _Batch,
+        c: cmd.RegisterHousehold | cmd.RegisterVeteran | cmd.PlanCohort,
+        envelope: dict[str, Any],
+    ) -> Subject:
+        sid = subject_id(c.ref)
+        if isinstance(c, cmd.PlanCohort):
+            return TrainingCohort._create(
+                TrainingCohort.Planned,
+                id=sid,
+                ref=c.ref,
+                region=c.region,
+                programme=c.programme,
+                capacity=c.capacity,
+                starts=c.starts,
+                ends=c.ends,
+                **envelope,
+            )
+        data_key, wrapped = self.keyring.data_key_for_new_subject(sid)
+        batch.keys.append((sid, wrapped))
+        if isinstance(c, cmd.RegisterHousehold):
+            return Household._create(
+                Household.Registered,
+                id=sid,
+                ref=c.ref,
+                region=c.region,
+                members=c.members,
+                family_card=seal(data_key, sid, "family_card", c.family_card),
+                head_nik=seal(data_key, sid, "head_nik", c.head_nik),
+                head_name=seal(data_key, sid, "head_name", c.head_name),
+                **envelope,
+            )
+        return Veteran._create(
+            Veteran.Registered,
+            id=sid,
+            ref=c.ref,
+            region=c.region,
+            nik=seal(data_key, sid, "nik", c.nik),
+            name=seal(data_key, sid, "name", c.name),
+            **envelope,
+        )
+
+    def _enrol(
+        self, batch: _Batch, c: cmd.Enrol, stamp: Stamp, envelope: dict[str, Any]
+    ) -> list[Subject]:
+        cohort = batch.require(c.cohort, "cohort")
+        household = batch.require(c.household, "household")
+        if batch.get(c.ref) is not None:
+            raise AlreadyRegistered(f"{c.ref} is already registered")
+        if not isinstance(cohort, TrainingCohort):
+            msg = f"'cohort' must name a cohort (got {cohort.kind.value} {cohort.ref})"
+            raise NotApplicable(msg)
+        if not isinstance(household, Household):
+            msg = f"'household' must name a household (got {household.kind.value} {household.ref})"
+            raise NotApplicable(msg)
+        household.check_open("enrol")
+        for subject in (household, cohort):
+            if c.on < subject.registered_on:
+                msg = (
+                    f"'on' must not be before {subject.ref}'s registration on "
+                    f"{subject.registered_on.isoformat()} (got {c.on.isoformat()})"
+                )
+                raise BeforeRegistration(msg)
+        cohort.take_seat(stamp, household.ref, c.ref)
+        enrolment = Enrolment._create(
+            Enrolment.Enrolled,
+            id=subject_id(c.ref),
+            ref=c.ref,
+            cohort=cohort.ref,
+            household=household.ref,
+            starts=cohort.starts,
+            ends=cohort.ends,
+            **envelope,
+        )
+        return [enrolment, cohort]
+
+    # ------------------------------------------------------------- typed API
+
+    def _typed(self, name: str, fields: dict[str, Any]) -> Outcome:
+        body = {"command": name}
+        body.update({k: v for k, v in fields.items() if v is not None or k == "id"})
+        if body.get("id") is None:
+            body["id"] = f"api-{uuid.uuid4()}"
+        for key in ("on", "starts", "ends"):
+            if isinstance(body.get(key), date):
+                body[key] = body[key].isoformat()
+        outcome = self.execute(body)
+        if outcome.rejected:
+            raise _error_for(outcome)
+        return outcome
+
+    def register_household(
+        self,
+        *,
+        ref: str,
+        on: date | str,
+        actor: str,
+        region: str,
+        members: int,
+        family_card: str,
+        head_nik: str,
+        head_name: str,
+        note: str | None = None,
+        id: str | None = None,  # noqa: A002
+    ) -> Outcome:
+        """Register a household; raises the rule's :class:`LedgerError` when refused."""
+        return self._typed("register_household", locals_without_self(locals()))
+
+    def register_veteran(
+        self,
+        *,
+        ref: str,
+        on: date | str,
+        actor: str,
+        region: str,
+        nik: str,
+        name: str,
+        note: str | None = None,
+        id: str | None = None,  # noqa: A002
+    ) -> Outcome:
+        """Register a veteran."""
+        return self._typed("register_veteran", locals_without_self(locals()))
+
+    def plan_cohort(
+        self,
+        *,
+        ref: str,
+        on: date | str,
+        actor: str,
+        region: str,
+        programme: str,
+        capacity: int,
+        starts: date | str,
+        ends: date | str,
+        note: str | None = None,
+        id: str | None = None,  # noqa: A002
+    ) -> Outcome:
+        """Plan a training cohort."""
+        return self._typed("plan_cohort", locals_without_self(locals()))
+
+    def assess(
+        self,
+        *,
+        ref: str,
+        on: date | str,
+        actor: str,
+        desil: int | None = None,
+        eligible: bool | None = None,
+        note: str | None = None,
+        id: str | None = None,  # noqa: A002
+    ) -> Outcome:
+        """Assess a household (``desil``) or a veteran (``eligible``)."""
+        return self._typed("assess", locals_without_self(locals()))
+
+    def allocate(
+        self,
+        *,
+        ref: str,
+        on: date | str,
+        actor: str,
+        programme: str,
+        amount: int,
+        period: str,
+        reference: str,
+        note: str | None = None,
+        id: str | None = None,  # noqa: A002
+    ) -> Outcome:
+        """Allocate money to a household, veteran or cohort."""
+        return self._typed("allocate", locals_without_self(locals()))
+
+    def disburse(
+        self,
+        *,
+        ref: str,
+        on: date | str,
+        actor: str,
+        programme: str,
+        amount: int,
+        reference: str,
+        channel: str,
+        note: str | None = None,
+        id: str | None = None,  # noqa: A002
+    ) -> Outcome:
+        """Pay money from the outstanding balance of a programme."""
+        return self._typed("disburse", locals_without_self(locals()))
+
+    def reverse(
+        self,
+        *,
+        ref: str,
+        on: date | str,
+        actor: str,
+        reference: str,
+        reason: str,
+        note: str | None = None,
+        id: str | None = None,  # noqa: A002
+    ) -> Outcome:
+        """Reverse an earlier disbursement."""
+        return self._typed("reverse", locals_without_self(locals()))
+
+    def follow_up(
+        self,
+        *,
+        ref: str,
+        on: date | str,
+        actor: str,
+        outcome: str,
+        note: str | None = None,
+        id: str | None = None,  # noqa: A002
+    ) -> Outcome:
+        """Record a follow-up of a household, veteran or enrolment."""
+        return self._typed("follow_up", locals_without_self(locals()))
+
+    def enrol(
+        self,
+        *,
+        ref: str,
+        on: date | str,
+        actor: str,
+        cohort: str,
+        household: str,
+        note: str | None = None,
+        id: str | None = None,  # noqa: A002
+    ) -> Outcome:
+        """Enrol a household in a cohort under a new enrolment ref."""
+        return self._typed("enrol", locals_without_self(locals()))
+
+    def attend(
+        self,
+        *,
+        ref: str,
+        on: date | str,
+        actor: str,
+        note: str | None = None,
+        id: str | None = None,  # noqa: A002
+    ) -> Outcome:
+        """Record attendance of an enrolment."""
+        return self._typed("attend", locals_without_self(locals()))
+
+    def complete(
+        self,
+        *,
+        ref: str,
+        on: date | str,
+        actor: str,
+        note: str | None = None,
+        id: str | None = None,  # noqa: A002
+    ) -> Outcome:
+        """Record completion of an enrolment."""
+        return self._typed("complete", locals_without_self(locals()))
+
+    def withdraw(
+        self,
+        *,
+        ref: str,
+        on: date | str,
+        actor: str,
+        reason: str,
+        note: str | None = None,
+        id: str | None = None,  # noqa: A002
+    ) -> Outcome:
+        """Withdraw an enrolment (its cohort seat is freed)."""
+        return self._typed("withdraw", locals_without_self(locals()))
+
+    def close(
+        self,
+        *,
+        ref: str,
+        on: date | str,
+        actor: str,
+        reason: str,
+        note: str | None = None,
+        id: str | None = None,  # noqa: A002
+    ) -> Outcome:
+        """Close a household's or veteran's case."""
+        return self._typed("close", locals_without_self(locals()))
+
+    def forget(
+        self,
+        *,
+        ref: str,
+        on: date | str,
+        actor: str,
+        reason: str,
+        note: str | None = None,
+        id: str | None = None,  # noqa: A002
+    ) -> Outcome:
+        """Crypto-shred a closed subject's personal data."""
+        return self._typed("forget", locals_without_self(locals()))
+
+    # ---------------------------------------------------------------- queries
+
+    def get(self, ref: str, *, version: int | None = None) -> Subject:
+        """The subject with case number ``ref`` (as of its ``version``-th event)."""
+        try:
+            subject: Subject = self.repository.get(subject_id(ref), version=version)
+        except AggregateNotFoundError:
+            raise UnknownSubject(f"{ref} is not registered") from None
+        return subject
+
+    def show(self, ref: str, *, version: int | None = None) -> dict[str, Any]:
+        """The subject's state as JSON-ready data, personal data opened (``null`` once forgotten)."""
+        return self.describe(self.get(ref, version=version))
+
+    def describe(self, subject: Subject) -> dict[str, Any]:
+        """JSON-ready state of ``subject`` with its personal data opened where the key exists."""
+        data = subject.view()
+        fields: tuple[str, ...] = getattr(subject, "PII_FIELDS", ())
+        forgotten = getattr(subject, "forgotten_on", None) is not None
+        for field in fields:
+            data[field] = None if forgotten else self.keyring.open(
+                subject.id, field, getattr(subject, field)
+            )
+        return data
+
+    def disconnect(self) -> None:
+        """Close the store's connections (the ledger cannot be used afterwards)."""
+        self.app.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.disconnect()
+
+
+def locals_without_self(values: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of a typed command method."""
+    return {k: v for k, v in values.items() if k != "self"}
+
+
+def _error_for(outcome: Outcome) -> LedgerError:
+    from dinsos_ledger import errors
+
+    for name in errors.__all__:
+        klass = getattr(errors, name)
+        if isinstance(klass, type) and issubclass(klass, LedgerError) and klass.code == outcome.code:
+            error: LedgerError = klass(outcome.message or outcome.code or "")
+            return error
+    return LedgerError(outcome.message or "")

@@ -1,0 +1,14 @@
+"""The ``dinsos-ledger`` command line: the only part of the package that prints or exits.
+
+Exit status: 0 success, 1 the ledger refused something (rejects, failed verification),
+2 usage or I/O error. JSON goes to stdout; progress and messages to stderr.
+"""
+
+from __future__ import annotations
+
+from dinsos_ledger.cli import ledger_verbs
+from dinsos_ledger.cli.base import main
+
+__all__ = ["main"]
+
+ledger_verbs.register(main)

@@ -1,0 +1,90 @@
+"""The root command group, shared options and the error conventions of every verb."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+from dinsos_ledger.application import Ledger
+from dinsos_ledger.errors import LedgerError, StorageError
+
+__all__ = ["State", "echo_json", "fail", "main", "open_ledger", "pass_state"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class State:
+    """Options given before the verb."""
+
+    def __init__(self, db: str | None, quiet: bool) -> None:  # noqa: FBT001
+        self.db = db
+        self.quiet = quiet
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    "db",
+    metavar="TARGET",
+    envvar="DINSOS_LEDGER_DB",
+    default=None,
+    help="SQLite file (default dinsos-ledger.sqlite) or postgresql://user@host:port/dbname.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress or messages on stderr.")
+@click.version_option(package_name="dinsos-ledger")
+@click.pass_context
+def main(ctx: click.Context, db: str | None, quiet: bool) -> None:  # noqa: FBT001
+    """An event-sourced ledger of social-service delivery (Dinas Sosial)."""
+    ctx.obj = State(db, quiet)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print ``Error: message`` on stderr and exit with ``code``."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+@contextmanager
+def open_ledger(state: State) -> Iterator[Ledger]:
+    """Open the ledger named by ``--db``; storage problems exit 2 with a clear message."""
+    try:
+        ledger = Ledger(state.db)
+    except LedgerError as e:
+        fail(e.message)
+        raise AssertionError from e  # pragma: no cover
+    try:
+        yield ledger
+    except StorageError as e:
+        fail(e.message)
+    finally:
+        ledger.disconnect()
+
+
+def echo_json(value: Any) -> None:
+    """Print ``value`` as JSON on stdout."""
+    click.echo(json.dumps(value, ensure_ascii=False, indent=None, separators=(",", ":")))
+
+
+def handles_errors(func: F) -> F:
+    """Turn a refusal into exit 1 and a storage problem into exit 2, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except StorageError as e:
+            fail(e.message, 2)
+        except LedgerError as e:
+            fail(e.message, 1)
+        return None
+
+    return wrapper  # type: ignore[return-value]

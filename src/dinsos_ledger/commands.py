@@ -1,0 +1,493 @@
+"""The command interchange format (SPEC section 3): parsing and validation at the edge.
+
+:func:`parse_command` turns one decoded JSON object into a typed, frozen command or raises
+:class:`~dinsos_ledger.errors.InvalidCommand` naming every field that is wrong and what was
+expected. Messages never echo personal data (NIK, family-card number, names): for those
+fields they say what is wrong with the value's shape, not what it was.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from datetime import date
+from typing import Any, ClassVar, Final
+
+import attrs
+
+from dinsos_ledger.errors import InvalidCommand
+from dinsos_ledger.types import (
+    MAX_AMOUNT,
+    PERIOD_RE,
+    PROGRAMME_RE,
+    REF_RE,
+    REFERENCE_RE,
+    REGION_RE,
+    Channel,
+    CloseReason,
+    FollowUpOutcome,
+    Period,
+    Programme,
+    Reference,
+    RegionCode,
+    Rupiah,
+)
+
+__all__ = [
+    "COMMAND_NAMES",
+    "PII_FIELDS",
+    "Allocate",
+    "Assess",
+    "Attend",
+    "Close",
+    "Command",
+    "Complete",
+    "Disburse",
+    "Enrol",
+    "FollowUp",
+    "Forget",
+    "PlanCohort",
+    "RegisterHousehold",
+    "RegisterVeteran",
+    "Reverse",
+    "Withdraw",
+    "canonical_body",
+    "parse_command",
+]
+
+#: Fields that hold personal data: never echoed, never stored in plain text.
+PII_FIELDS: Final = frozenset({"family_card", "head_nik", "head_name", "nik", "name"})
+
+_DATE_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DIGITS16_RE: Final = re.compile(r"[0-9]{16}")
+_REASON_MAX: Final = 2000
+
+
+@attrs.frozen(kw_only=True)
+class Command:
+    """Fields every command has: idempotency key, subject, business date, actor, note."""
+
+    id: str
+    ref: str
+    on: date
+    actor: str
+    note: str | None = None
+
+    name: ClassVar[str] = ""
+
+
+@attrs.frozen(kw_only=True)
+class RegisterHousehold(Command):
+    """Register a new household (keluarga)."""
+
+    name: ClassVar[str] = "register_household"
+
+    region: RegionCode
+    members: int
+    family_card: str = attrs.field(repr=False)
+    head_nik: str = attrs.field(repr=False)
+    head_name: str = attrs.field(repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class RegisterVeteran(Command):
+    """Register a new veteran."""
+
+    name: ClassVar[str] = "register_veteran"
+
+    region: RegionCode
+    nik: str = attrs.field(repr=False)
+    name: str = attrs.field(repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class PlanCohort(Command):
+    """Plan a new training cohort."""
+
+    name: ClassVar[str] = "plan_cohort"
+
+    region: RegionCode
+    programme: Programme
+    capacity: int
+    starts: date
+    ends: date
+
+
+@attrs.frozen(kw_only=True)
+class Assess(Command):
+    """Assess a household (``desil``) or a veteran (``eligible``): exactly one is set."""
+
+    name: ClassVar[str] = "assess"
+
+    desil: int | None = None
+    eligible: bool | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Allocate(Command):
+    """Allocate money to a household, veteran or cohort."""
+
+    name: ClassVar[str] = "allocate"
+
+    programme: Programme
+    amount: Rupiah
+    period: Period
+    reference: Reference
+
+
+@attrs.frozen(kw_only=True)
+class Disburse(Command):
+    """Pay money to a household, veteran or cohort."""
+
+    name: ClassVar[str] = "disburse"
+
+    programme: Programme
+    amount: Rupiah
+    reference: Reference
+    channel: Channel
+
+
+@attrs.frozen(kw_only=True)
+class Reverse(Command):
+    """Reverse an earlier disbursement."""
+
+    name: ClassVar[str] = "reverse"
+
+    reference: Reference
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class FollowUp(Command):
+    """Follow up a household, veteran or enrolment."""
+
+    name: ClassVar[str] = "follow_up"
+
+    outcome: FollowUpOutcome
+
+
+@attrs.frozen(kw_only=True)
+class Enrol(Command):
+    """Enrol a household in a cohort; ``ref`` is the new enrolment's ref."""
+
+    name: ClassVar[str] = "enrol"
+
+    cohort: str
+    household: str
+
+
+@attrs.frozen(kw_only=True)
+class Attend(Command):
+    """Record attendance of an enrolment."""
+
+    name: ClassVar[str] = "attend"
+
+
+@attrs.frozen(kw_only=True)
+class Complete(Command):
+    """Record completion of an enrolment."""
+
+    name: ClassVar[str] = "complete"
+
+
+@attrs.frozen(kw_only=True)
+class Withdraw(Command):
+    """Withdraw an enrolment."""
+
+    name: ClassVar[str] = "withdraw"
+
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class Close(Command):
+    """Close a household's or veteran's case."""
+
+    name: ClassVar[str] = "close"
+
+    reason: CloseReason
+
+
+@attrs.frozen(kw_only=True)
+class Forget(Command):
+    """Crypto-shred a closed household's or veteran's personal data."""
+
+    name: ClassVar[str] = "forget"
+
+    reason: str
+
+
+# A field parser returns the typed value or raises _Bad with what was expected.
+class _Bad(Exception):
+    pass
+
+
+_Parser = Callable[[Any], Any]
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number with a fraction (a float)"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def _string(lo: int, hi: int) -> _Parser:
+    def parse(value: Any) -> str:
+        if not isinstance(value, str):
+            raise _Bad(f"a string (got {_kind(value)})")
+        if not lo <= len(value) <= hi:
+            raise _Bad(f"{lo}–{hi} characters long (got {len(value)})")
+        return value
+
+    return parse
+
+
+def _pattern(regex: re.Pattern[str], what: str, make: Callable[[str], Any] = str) -> _Parser:
+    def parse(value: Any) -> Any:
+        if not isinstance(value, str):
+            raise _Bad(f"{what} (got {_kind(value)})")
+        if regex.fullmatch(value) is None:
+            raise _Bad(f"{what} (got {_shown(value)})")
+        return make(value)
+
+    return parse
+
+
+def _digits16(value: Any) -> str:
+    # Personal data: say what is wrong with its shape, never what it is.
+    if not isinstance(value, str):
+        raise _Bad(f"a string of 16 digits (got {_kind(value)})")
+    if _DIGITS16_RE.fullmatch(value) is None:
+        if not value.isascii() or not value.isdigit():
+            raise _Bad(f"16 digits (got {len(value)} characters, not all digits)")
+        raise _Bad(f"16 digits (got {len(value)})")
+    return value
+
+
+def _person_name(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Bad(f"a string (got {_kind(value)})")
+    if not 1 <= len(value) <= 200 or not value.strip():
+        raise _Bad(f"1–200 characters, not all blank (got {len(value)} characters)")
+    return value
+
+
+def _date(value: Any) -> date:
+    if not isinstance(value, str):
+        raise _Bad(f"a date YYYY-MM-DD (got {_kind(value)})")
+    if _DATE_RE.fullmatch(value) is None:
+        raise _Bad(f"a date YYYY-MM-DD (got {_shown(value)})")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise _Bad(f"a date that exists in the calendar (got {_shown(value)})") from None
+
+
+def _integer(lo: int, hi: int) -> _Parser:
+    def parse(value: Any) -> int:
+        if type(value) is not int:
+            raise _Bad(f"an integer {lo}–{hi} (got {_kind(value)})")
+        if not lo <= value <= hi:
+            raise _Bad(f"an integer {lo}–{hi} (got {value})")
+        return value
+
+    return parse
+
+
+def _amount(value: Any) -> Rupiah:
+    if type(value) is not int:
+        raise _Bad(f"whole rupiah as a JSON integer (got {_kind(value)})")
+    if not 0 < value <= MAX_AMOUNT:
+        shown = value if abs(value) < 10**15 else f"a {len(str(abs(value)))}-digit number"
+        raise _Bad(f"an integer from 1 to {MAX_AMOUNT} (got {shown})")
+    return Rupiah(value)
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Bad(f"true or false (got {_kind(value)})")
+    return value
+
+
+def _choice(enum_cls: Any) -> _Parser:
+    names = ", ".join(m.value for m in enum_cls)
+
+    def parse(value: Any) -> Any:
+        if not isinstance(value, str):
+            raise _Bad(f"one of {names} (got {_kind(value)})")
+        try:
+            return enum_cls(value)
+        except ValueError:
+            raise _Bad(f"one of {names} (got {_shown(value)})") from None
+
+    return parse
+
+
+_REF = _pattern(REF_RE, "a ref of A-Z, 0-9 and '-' (2–64 characters)")
+_REGION = _pattern(REGION_RE, "a village code NN.NN.NN.NNNN", RegionCode)
+_PROGRAMME = _pattern(PROGRAMME_RE, "a programme code like PKH ([A-Z][A-Z0-9_]{1,31})", Programme)
+_REFERENCE = _pattern(REFERENCE_RE, "a reference of letters, digits and ._:/- (≤128)", Reference)
+_PERIOD = _pattern(PERIOD_RE, "a month YYYY-MM", Period)
+_TEXT = _string(1, _REASON_MAX)
+
+_COMMON: Final[dict[str, _Parser]] = {
+    "id": _string(1, 128),
+    "command": _string(1, 64),
+    "ref": _REF,
+    "on": _date,
+    "actor": _string(1, 128),
+}
+
+# name -> (class, required extra fields, optional extra fields)
+_SPECS: Final[dict[str, tuple[type[Command], dict[str, _Parser], dict[str, _Parser]]]] = {
+    "register_household": (
+        RegisterHousehold,
+        {
+            "region": _REGION,
+            "members": _integer(1, 30),
+            "family_card": _digits16,
+            "head_nik": _digits16,
+            "head_name": _person_name,
+        },
+        {},
+    ),
+    "register_veteran": (
+        RegisterVeteran,
+        {"region": _REGION, "nik": _digits16, "name": _person_name},
+        {},
+    ),
+    "plan_cohort": (
+        PlanCohort,
+        {
+            "region": _REGION,
+            "programme": _PROGRAMME,
+            "capacity": _integer(1, 10_000),
+            "starts": _date,
+            "ends": _date,
+        },
+        {},
+    ),
+    "assess": (Assess, {}, {"desil": _integer(1, 10), "eligible": _boolean}),
+    "allocate": (
+        Allocate,
+        {"programme": _PROGRAMME, "amount": _amount, "period": _PERIOD, "reference": _REFERENCE},
+        {},
+    ),
+    "disburse": (
+        Disburse,
+        {
+            "programme": _PROGRAMME,
+            "amount": _amount,
+            "reference": _REFERENCE,
+            "channel": _choice(Channel),
+        },
+        {},
+    ),
+    "reverse": (Reverse, {"reference": _REFERENCE, "reason": _TEXT}, {}),
+    "follow_up": (FollowUp, {"outcome": _choice(FollowUpOutcome)}, {}),
+    "enrol": (Enrol, {"cohort": _REF, "household": _REF}, {}),
+    "attend": (Attend, {}, {}),
+    "complete": (Complete, {}, {}),
+    "withdraw": (Withdraw, {"reason": _TEXT}, {}),
+    "close": (Close, {"reason": _choice(CloseReason)}, {}),
+    "forget": (Forget, {"reason": _TEXT}, {}),
+}
+
+#: The command names of SPEC section 3, in its order.
+COMMAND_NAMES: Final = tuple(_SPECS)
+
+
+def parse_command(data: Any) -> Command:
+    """Validate one decoded JSON value as a command and return it typed.
+
+    Raises :class:`InvalidCommand` whose message lists each wrong field as
+    ``'field' must be … (got …)``; ``field`` is the first one.
+    """
+    if not isinstance(data, Mapping):
+        msg = f"a command must be a JSON object (got {_kind(data)})"
+        raise InvalidCommand(msg)
+    problems: list[tuple[str, str]] = []
+    name = data.get("command")
+    spec = _SPECS.get(name) if isinstance(name, str) else None
+    if "command" not in data:
+        problems.append(("command", "missing field 'command'"))
+    elif spec is None:
+        what = _shown(name) if isinstance(name, str) else _kind(name)
+        problems.append(
+            ("command", f"'command' must be one of {', '.join(_SPECS)} (got {what})")
+        )
+    parsers: dict[str, _Parser] = dict(_COMMON)
+    optional: dict[str, _Parser] = {"note": _string(0, 2000)}
+    if spec is not None:
+        parsers.update(spec[1])
+        optional.update(spec[2])
+    values: dict[str, Any] = {}
+    for field, parser in parsers.items():
+        if field == "command":
+            continue
+        if field not in data:
+            problems.append((field, f"missing field '{field}'"))
+            continue
+        try:
+            values[field] = parser(data[field])
+        except _Bad as bad:
+            problems.append((field, f"'{field}' must be {bad}"))
+    for field, parser in optional.items():
+        if field in data:
+            try:
+                values[field] = parser(data[field])
+            except _Bad as bad:
+                problems.append((field, f"'{field}' must be {bad}"))
+    if spec is not None:
+        unknown = sorted(set(data) - set(parsers) - set(optional))
+        problems.extend((field, f"unknown field '{_safe_key(field)}'") for field in unknown)
+    if spec is not None and not problems:
+        problems.extend(_cross_field_problems(name, data, values))
+    if problems:
+        message = "; ".join(text for _, text in problems)
+        raise InvalidCommand(message, field=problems[0][0])
+    assert spec is not None
+    return spec[0](**values)
+
+
+def _safe_key(key: str) -> str:
+    return key if len(key) <= 40 else key[:37] + "…"
+
+
+def _cross_field_problems(
+    name: str, data: Mapping[str, Any], values: Mapping[str, Any]
+) -> list[tuple[str, str]]:
+    if name == "assess" and ("desil" in data) == ("eligible" in data):
+        return [("desil", "assess must carry exactly one of 'desil' (household) or 'eligible'")]
+    if name == "plan_cohort" and values["starts"] > values["ends"]:
+        return [
+            (
+                "ends",
+                f"'ends' must not be before 'starts' {values['starts'].isoformat()} "
+                f"(got {values['ends'].isoformat()})",
+            )
+        ]
+    return []
+
+
+def canonical_body(data: Mapping[str, Any]) -> bytes:
+    """The command's body in one canonical form: two bodies are identical when these are."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()

@@ -1,0 +1,167 @@
+"""Errors raised by the ledger, each carrying the SPEC error code it stands for."""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyEnrolled",
+    "AlreadyRegistered",
+    "AlreadyReversed",
+    "BeforeRegistration",
+    "Closed",
+    "CohortFull",
+    "DuplicateReference",
+    "IdConflict",
+    "InsufficientAllocation",
+    "InvalidCommand",
+    "LedgerError",
+    "NotApplicable",
+    "NotClosed",
+    "NotEligible",
+    "OutsideCohortDates",
+    "RuleViolation",
+    "StorageError",
+    "UnknownReference",
+    "UnknownSubject",
+    "CODES",
+]
+
+
+class LedgerError(Exception):
+    """Raised when the ledger refuses something; ``code`` is the SPEC error code."""
+
+    code: str = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidCommand(LedgerError, ValueError):
+    """Raised when a command is malformed: missing or unknown field, wrong type or format."""
+
+    code = "invalid"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class IdConflict(LedgerError, ValueError):
+    """Raised when a command reuses the id of an accepted command with another body."""
+
+    code = "id_conflict"
+
+
+class UnknownSubject(LedgerError, LookupError):
+    """Raised when a command names a ref that is not registered."""
+
+    code = "unknown_subject"
+
+
+class RuleViolation(LedgerError, ValueError):
+    """Raised when a well-formed command breaks one of the ledger's rules."""
+
+
+class AlreadyRegistered(RuleViolation):
+    """Raised when a register, plan or enrol command names a ref that exists."""
+
+    code = "already_registered"
+
+
+class NotApplicable(RuleViolation):
+    """Raised when a command does not apply to the subject's kind."""
+
+    code = "not_applicable"
+
+
+class Closed(RuleViolation):
+    """Raised when the subject is closed, forgotten, withdrawn or completed."""
+
+    code = "closed"
+
+
+class NotClosed(RuleViolation):
+    """Raised when ``forget`` names a subject that has not been closed."""
+
+    code = "not_closed"
+
+
+class BeforeRegistration(RuleViolation):
+    """Raised when a command's business date is before the subject's registration."""
+
+    code = "before_registration"
+
+
+class NotEligible(RuleViolation):
+    """Raised when an allocation goes to a subject whose latest assessment does not allow it."""
+
+    code = "not_eligible"
+
+
+class InsufficientAllocation(RuleViolation):
+    """Raised when a disbursement exceeds the outstanding balance in its programme."""
+
+    code = "insufficient_allocation"
+
+
+class DuplicateReference(RuleViolation):
+    """Raised when an allocation or disbursement reuses a reference of the same subject."""
+
+    code = "duplicate_reference"
+
+
+class UnknownReference(RuleViolation):
+    """Raised when a reversal names a reference that is not a disbursement of the subject."""
+
+    code = "unknown_reference"
+
+
+class AlreadyReversed(RuleViolation):
+    """Raised when a reversal names a disbursement that is already reversed."""
+
+    code = "already_reversed"
+
+
+class CohortFull(RuleViolation):
+    """Raised when an enrolment would take a cohort past its capacity."""
+
+    code = "cohort_full"
+
+
+class AlreadyEnrolled(RuleViolation):
+    """Raised when a household already has an active enrolment in the cohort."""
+
+    code = "already_enrolled"
+
+
+class OutsideCohortDates(RuleViolation):
+    """Raised when an enrolment, attendance or completion falls outside the cohort's dates."""
+
+    code = "outside_cohort_dates"
+
+
+class StorageError(LedgerError, OSError):
+    """Raised when the store cannot be opened or written (not a refusal of a command)."""
+
+    code = "storage"
+
+
+#: Every SPEC error code, in the order the rules are checked.
+CODES: tuple[str, ...] = (
+    "invalid",
+    "id_conflict",
+    "unknown_subject",
+    "already_registered",
+    "not_applicable",
+    "closed",
+    "not_closed",
+    "before_registration",
+    "not_eligible",
+    "insufficient_allocation",
+    "duplicate_reference",
+    "unknown_reference",
+    "already_reversed",
+    "cohort_full",
+    "already_enrolled",
+    "outside_cohort_dates",
+)

@@ -1,0 +1,1 @@
+"""Projections of the ledger: read models rebuilt from the events (balances, continuity)."""

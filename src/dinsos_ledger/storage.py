@@ -1,0 +1,359 @@
+"""Where the ledger keeps its events: SQLite (embedded default) or PostgreSQL.
+
+Both recorders extend eventsourcing's application recorders so that, in the one transaction
+that inserts a batch of events, they also
+
+- remember the ids (and keyed digests) of the accepted commands, so that a restart does not
+  forget them and a repeated id is recognised;
+- store each new subject's wrapped data key, and delete the keys of forgotten subjects;
+- extend the integrity chain by one link per event (see :mod:`dinsos_ledger.chain`).
+
+So a batch is recorded whole or not at all, on both backends.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Final
+from urllib.parse import parse_qs, unquote, urlsplit
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from psycopg.sql import SQL, Identifier
+
+from dinsos_ledger import chain
+from dinsos_ledger.errors import StorageError
+
+__all__ = [
+    "DEFAULT_TARGET",
+    "LedgerPostgresRecorder",
+    "LedgerSQLiteRecorder",
+    "StoredRow",
+    "Target",
+    "parse_target",
+]
+
+DEFAULT_TARGET: Final = "dinsos-ledger.sqlite"
+_SCHEMA_RE: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+#: One stored event row as the integrity chain reads it.
+StoredRow = tuple[int, str, int, str, bytes]
+
+
+class Target:
+    """A parsed ``--db`` target: a SQLite file path or a PostgreSQL URL."""
+
+    def __init__(self, *, kind: str, display: str, env: dict[str, str], path: str | None):
+        self.kind = kind
+        self.display = display
+        self.env = env
+        self.path = path
+
+    @property
+    def is_postgres(self) -> bool:
+        """True for a PostgreSQL target."""
+        return self.kind == "postgres"
+
+
+def parse_target(target: str | None) -> Target:
+    """Turn ``--db`` (or ``$DINSOS_LEDGER_DB``, or the default file) into a :class:`Target`.
+
+    ``postgresql://user[:password]@host[:port]/dbname`` selects PostgreSQL; an optional
+    ``?schema=NAME`` keeps the ledger's tables in that schema. Anything else is a SQLite path.
+    """
+    raw = target or os.environ.get("DINSOS_LEDGER_DB") or DEFAULT_TARGET
+    if raw.startswith(("postgresql://", "postgres://")):
+        return _postgres_target(raw)
+    return Target(
+        kind="sqlite",
+        display=raw,
+        path=raw,
+        env={
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": raw,
+            "SQLITE_LOCK_TIMEOUT": os.environ.get("DINSOS_LEDGER_LOCK_TIMEOUT", "30"),
+            "APPLICATION_RECORDER_TOPIC": "dinsos_ledger.storage:LedgerSQLiteRecorder",
+        },
+    )
+
+
+def _postgres_target(raw: str) -> Target:
+    parts = urlsplit(raw)
+    dbname = unquote(parts.path.lstrip("/"))
+    if not parts.hostname or not dbname:
+        msg = "'--db' must be postgresql://user[:password]@host[:port]/dbname (got no host or dbname)"
+        raise StorageError(msg)
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": dbname,
+        "POSTGRES_HOST": parts.hostname,
+        "POSTGRES_PORT": str(parts.port or 5432),
+        "POSTGRES_USER": unquote(parts.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        "POSTGRES_CONNECT_TIMEOUT": os.environ.get("DINSOS_LEDGER_CONNECT_TIMEOUT", "10"),
+        # The database functions path skips the tracking records: keep it off.
+        "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+        "APPLICATION_RECORDER_TOPIC": "dinsos_ledger.storage:LedgerPostgresRecorder",
+    }
+    schema = parse_qs(parts.query).get("schema", [None])[0]
+    if schema is not None:
+        if not _SCHEMA_RE.fullmatch(schema):
+            msg = f"'schema' must be a lower-case SQL identifier (got {schema!r})"
+            raise StorageError(msg)
+        env["POSTGRES_SCHEMA"] = schema
+    shown = f"postgresql://{parts.username or 'postgres'}@{parts.hostname}:{parts.port or 5432}/{dbname}"
+    return Target(kind="postgres", display=shown, env=env, path=None)
+
+
+def _hex(originator_id: UUID | str) -> str:
+    return originator_id.hex if isinstance(originator_id, UUID) else UUID(originator_id).hex
+
+
+def _links(
+    head: bytes, positions: Sequence[int], stored_events: Sequence[StoredEvent]
+) -> list[tuple[int, bytes]]:
+    links = []
+    for position, s in zip(positions, stored_events, strict=True):
+        head = chain.link(
+            head,
+            position=position,
+            originator_id=_hex(s.originator_id),
+            version=s.originator_version,
+            topic=s.topic,
+            state=s.state,
+        )
+        links.append((position, head))
+    return links
+
+
+class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
+    """SQLite recorder that also keeps command ids, data keys and the chain, atomically."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        """eventsourcing's events table plus the ledger's own tables."""
+        return [
+            *super().construct_create_table_statements(),
+            "CREATE TABLE IF NOT EXISTS dinsos_commands ("
+            "id TEXT PRIMARY KEY, digest TEXT NOT NULL) WITHOUT ROWID",
+            "CREATE TABLE IF NOT EXISTS dinsos_keys ("
+            "subject_id TEXT PRIMARY KEY, wrapped BLOB NOT NULL) WITHOUT ROWID",
+            "CREATE TABLE IF NOT EXISTS dinsos_chain ("
+            "position INTEGER PRIMARY KEY, hash BLOB NOT NULL)",
+        ]
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        positions = super()._insert_events(c, stored_events, **kwargs)
+        assert positions is not None
+        c.execute("SELECT hash FROM dinsos_chain ORDER BY position DESC LIMIT 1")
+        row = c.fetchone()
+        head = bytes(row[0]) if row else chain.GENESIS
+        c.executemany(
+            "INSERT INTO dinsos_chain (position, hash) VALUES (?, ?)",
+            _links(head, positions, stored_events),
+        )
+        commands = kwargs.get("commands") or ()
+        if commands:
+            c.executemany("INSERT INTO dinsos_commands (id, digest) VALUES (?, ?)", commands)
+        keys = kwargs.get("keys") or ()
+        if keys:
+            c.executemany(
+                "INSERT INTO dinsos_keys (subject_id, wrapped) VALUES (?, ?)",
+                [(sid.hex, wrapped) for sid, wrapped in keys],
+            )
+        for sid in kwargs.get("shred") or ():
+            c.execute("DELETE FROM dinsos_keys WHERE subject_id = ?", (sid.hex,))
+        return positions
+
+    def select_command_digests(self, ids: Iterable[str]) -> dict[str, str]:
+        """The stored digests of those of ``ids`` that were accepted."""
+        found: dict[str, str] = {}
+        ids = list(ids)
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                c.execute(f"SELECT id, digest FROM dinsos_commands WHERE id IN ({marks})", chunk)
+                found.update((row[0], row[1]) for row in c.fetchall())
+        return found
+
+    def select_wrapped_key(self, subject_id: UUID) -> bytes | None:
+        """The wrapped data key of a subject, or None once shredded."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT wrapped FROM dinsos_keys WHERE subject_id = ?", (subject_id.hex,))
+            row = c.fetchone()
+            return bytes(row[0]) if row else None
+
+    def iter_rows(self, *, after: int = 0, page: int = 1000) -> Iterator[StoredRow]:
+        """Stream ``(position, originator_id, version, topic, state)`` in position order."""
+        while True:
+            with self.datastore.transaction(commit=False) as c:
+                c.execute(
+                    f"SELECT rowid, originator_id, originator_version, topic, state "
+                    f"FROM {self.events_table_name} WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                    (after, page),
+                )
+                rows = c.fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield (row[0], _hex(row[1]), row[2], row[3], bytes(row[4]))
+            after = rows[-1][0]
+
+    def iter_links(self, *, after: int = 0, page: int = 1000) -> Iterator[tuple[int, bytes]]:
+        """Stream the stored chain ``(position, hash)`` in position order."""
+        while True:
+            with self.datastore.transaction(commit=False) as c:
+                c.execute(
+                    "SELECT position, hash FROM dinsos_chain WHERE position > ? "
+                    "ORDER BY position LIMIT ?",
+                    (after, page),
+                )
+                rows = c.fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield (row[0], bytes(row[1]))
+            after = rows[-1][0]
+
+
+class LedgerPostgresRecorder(PostgresApplicationRecorder):
+    """PostgreSQL recorder that also keeps command ids, data keys and the chain, atomically.
+
+    The chain is extended while eventsourcing's EXCLUSIVE lock on the events table is held,
+    so links follow commit order even with many writers.
+    """
+
+    def __init__(self, datastore: Any, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        schema = Identifier(self.datastore.schema)
+        self.commands_table = SQL("{0}.{1}").format(schema, Identifier("dinsos_commands"))
+        self.keys_table = SQL("{0}.{1}").format(schema, Identifier("dinsos_keys"))
+        self.chain_table = SQL("{0}.{1}").format(schema, Identifier("dinsos_chain"))
+        self.events_table = SQL("{0}.{1}").format(schema, Identifier(self.events_table_name))
+        self.sql_create_statements.extend(
+            [
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {0} (id text PRIMARY KEY, digest text NOT NULL)"
+                ).format(self.commands_table),
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {0} "
+                    "(subject_id text PRIMARY KEY, wrapped bytea NOT NULL)"
+                ).format(self.keys_table),
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {0} (position bigint PRIMARY KEY, hash bytea NOT NULL)"
+                ).format(self.chain_table),
+            ]
+        )
+
+    def create_table(self) -> None:
+        """Create the schema (when named) and the tables."""
+        if self.datastore.schema and self.datastore.schema != "public":
+            with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute(
+                    SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(
+                        Identifier(self.datastore.schema)
+                    )
+                )
+        super().create_table()
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        assert positions is not None
+        curs.execute(SQL("SELECT hash FROM {0} ORDER BY position DESC LIMIT 1").format(self.chain_table))
+        row = curs.fetchone()
+        head = bytes(row["hash"]) if row else chain.GENESIS
+        curs.executemany(
+            SQL("INSERT INTO {0} (position, hash) VALUES (%s, %s)").format(self.chain_table),
+            _links(head, positions, stored_events),
+        )
+        commands = kwargs.get("commands") or ()
+        if commands:
+            curs.executemany(
+                SQL("INSERT INTO {0} (id, digest) VALUES (%s, %s)").format(self.commands_table),
+                list(commands),
+            )
+        keys = kwargs.get("keys") or ()
+        if keys:
+            curs.executemany(
+                SQL("INSERT INTO {0} (subject_id, wrapped) VALUES (%s, %s)").format(
+                    self.keys_table
+                ),
+                [(sid.hex, wrapped) for sid, wrapped in keys],
+            )
+        for sid in kwargs.get("shred") or ():
+            curs.execute(
+                SQL("DELETE FROM {0} WHERE subject_id = %s").format(self.keys_table), (sid.hex,)
+            )
+        return positions
+
+    def select_command_digests(self, ids: Iterable[str]) -> dict[str, str]:
+        """The stored digests of those of ``ids`` that were accepted."""
+        ids = list(ids)
+        if not ids:
+            return {}
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL("SELECT id, digest FROM {0} WHERE id = ANY(%s)").format(self.commands_table),
+                (ids,),
+            )
+            return {row["id"]: row["digest"] for row in curs.fetchall()}
+
+    def select_wrapped_key(self, subject_id: UUID) -> bytes | None:
+        """The wrapped data key of a subject, or None once shredded."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL("SELECT wrapped FROM {0} WHERE subject_id = %s").format(self.keys_table),
+                (subject_id.hex,),
+            )
+            row = curs.fetchone()
+            return bytes(row["wrapped"]) if row else None
+
+    def iter_rows(self, *, after: int = 0, page: int = 1000) -> Iterator[StoredRow]:
+        """Stream ``(position, originator_id, version, topic, state)`` in position order."""
+        while True:
+            with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute(
+                    SQL(
+                        "SELECT notification_id, originator_id, originator_version, topic, state "
+                        "FROM {0} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+                    ).format(self.events_table),
+                    (after, page),
+                )
+                rows = curs.fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield (
+                    row["notification_id"],
+                    _hex(row["originator_id"]),
+                    row["originator_version"],
+                    row["topic"],
+                    bytes(row["state"]),
+                )
+            after = rows[-1]["notification_id"]
+
+    def iter_links(self, *, after: int = 0, page: int = 1000) -> Iterator[tuple[int, bytes]]:
+        """Stream the stored chain ``(position, hash)`` in position order."""
+        while True:
+            with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute(
+                    SQL(
+                        "SELECT position, hash FROM {0} WHERE position > %s "
+                        "ORDER BY position LIMIT %s"
+                    ).format(self.chain_table),
+                    (after, page),
+                )
+                rows = curs.fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield (row["position"], bytes(row["hash"]))
+            after = rows[-1]["position"]
