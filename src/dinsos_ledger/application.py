@@ -196,8 +196,7 @@ class Ledger:
                 )
                 raise StorageError(msg)
             return master_key_from_env(value)
-        assert self.target.path is not None
-        if self.target.path == ":memory:":
+        if self.target.path is None:
             return MasterKey.generate()
         return load_master_key_file(Path(self.target.path + ".key"), create=True)
 

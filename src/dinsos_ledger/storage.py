@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
@@ -54,6 +54,11 @@ class Target:
         self.path = path
 
     @property
+    def in_memory(self) -> bool:
+        """True for a private in-memory SQLite ledger (``:memory:``)."""
+        return self.kind == "sqlite" and self.path is None
+
+    @property
     def is_postgres(self) -> bool:
         """True for a PostgreSQL target."""
         return self.kind == "postgres"
@@ -68,13 +73,15 @@ def parse_target(target: str | None) -> Target:
     raw = target or os.environ.get("DINSOS_LEDGER_DB") or DEFAULT_TARGET
     if raw.startswith(("postgresql://", "postgres://")):
         return _postgres_target(raw)
+    # ":memory:" is a private in-memory database (for tests and trials): it has no key file.
+    dbname = f"file:dinsos-{uuid4().hex}?mode=memory&cache=shared" if raw == ":memory:" else raw
     return Target(
         kind="sqlite",
         display=raw,
-        path=raw,
+        path=None if raw == ":memory:" else raw,
         env={
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-            "SQLITE_DBNAME": raw,
+            "SQLITE_DBNAME": dbname,
             "SQLITE_LOCK_TIMEOUT": os.environ.get("DINSOS_LEDGER_LOCK_TIMEOUT", "30"),
             "APPLICATION_RECORDER_TOPIC": "dinsos_ledger.storage:LedgerSQLiteRecorder",
         },
