@@ -124,7 +124,9 @@ class _Batch:
         sid = subject_id(ref)
         if sid not in self.loaded:
             try:
-                self.loaded[sid] = self.ledger.repository.get(sid)
+                # No defensive copy: rules are checked before any event is triggered, and
+                # the cache is dropped whenever a batch fails (see Ledger.apply_batch).
+                self.loaded[sid] = self.ledger.repository.get(sid, deepcopy_from_cache=False)
             except AggregateNotFoundError:
                 self.loaded[sid] = None
         return self.loaded[sid]
@@ -228,9 +230,22 @@ class Ledger:
                 return self._apply_once(parsed)
             except IntegrityError:
                 # Another writer recorded first: work the batch out again from fresh state.
+                self._drop_cache()
                 if attempt == _MAX_ATTEMPTS - 1:
-                    raise
+                    raise StorageError(
+                        f"gave up after {_MAX_ATTEMPTS} conflicting writes to "
+                        f"{self.target.display}; nothing of this batch was recorded"
+                    ) from None
+            except BaseException:
+                # Cached aggregates may hold events that were never recorded.
+                self._drop_cache()
+                raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _drop_cache(self) -> None:
+        cache = self.repository.cache
+        if cache is not None:
+            self.repository.cache = type(cache)(maxsize=cache.maxsize)  # type: ignore[call-arg,attr-defined]
 
     def _apply_once(
         self, parsed: Sequence[tuple[str | None, cmd.Command | LedgerError, bytes]]
