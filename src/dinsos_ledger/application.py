@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, ClassVar, Final, Literal
 
 import attrs
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -23,7 +23,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError, Persiste
 
 from dinsos_ledger import commands as cmd
 from dinsos_ledger.aggregates import Enrolment, Household, Stamp, Subject, TrainingCohort, Veteran
-from dinsos_ledger.aggregates.base import Account, Person
+from dinsos_ledger.aggregates.base import Account, Grant, Payment, Person
 from dinsos_ledger.codec import LedgerMapper
 from dinsos_ledger.errors import (
     AlreadyRegistered,
@@ -148,10 +148,19 @@ class LedgerApplication(Application[uuid.UUID]):
     """The eventsourcing application underneath a :class:`Ledger` (repository, recorder)."""
 
     name = "Ledger"
+    #: Snapshot every N events, so a subject with a long history loads from its last
+    #: snapshot instead of from its first event. Snapshots are derived data: they are not
+    #: part of the integrity chain, and projections and ``verify`` read only the events.
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {
+        Household: 100,
+        Veteran: 100,
+        TrainingCohort: 100,
+        Enrolment: 100,
+    }
 
     def construct_mapper(self) -> LedgerMapper:
         """Use the package's cattrs mapper for every stored event."""
-        return LedgerMapper()
+        return LedgerMapper(snapshot_state_types=(Grant, Payment))
 
 
 class Ledger:
@@ -219,8 +228,7 @@ class Ledger:
             if isinstance(raw, LedgerError):
                 parsed.append((None, raw, b""))
                 continue
-            raw_id = raw.get("id") if isinstance(raw, Mapping) else None
-            shown_id = raw_id if isinstance(raw_id, str) else None
+            shown_id = _printable_id(raw.get("id") if isinstance(raw, Mapping) else None)
             try:
                 parsed.append((shown_id, cmd.parse_command(raw), cmd.canonical_body(raw)))
             except InvalidCommand as e:
@@ -672,9 +680,48 @@ class Ledger:
             raise UnknownSubject(f"{ref} is not registered") from None
         return subject
 
-    def show(self, ref: str, *, version: int | None = None) -> dict[str, Any]:
-        """The subject's state as JSON-ready data, personal data opened (``null`` once forgotten)."""
+    def show(
+        self, ref: str, *, version: int | None = None, known_at: datetime | None = None
+    ) -> dict[str, Any]:
+        """The subject's state as JSON-ready data, personal data opened (``null`` once forgotten).
+
+        ``version`` gives the state after its N-th event; ``known_at`` (a timezone-aware
+        datetime) the state as the ledger had recorded it then (:meth:`version_known_at`).
+        """
+        if known_at is not None:
+            if version is not None:
+                msg = "give 'version' or 'known_at', not both"
+                raise ValueError(msg)
+            version = self.version_known_at(ref, known_at)
         return self.describe(self.get(ref, version=version))
+
+    def version_known_at(self, ref: str, when: datetime) -> int:
+        """The subject's version as recorded at ``when`` (a timezone-aware datetime).
+
+        That is the number of its leading events whose recorded ``timestamp`` is not later
+        than ``when``; the count stops at the first event recorded later, so a clock that
+        stepped back between two writers never yields a state that did not exist. Raises
+        :class:`UnknownSubject` when no event of the subject was recorded by then.
+        """
+        if when.utcoffset() is None:
+            msg = f"'when' must be a timezone-aware datetime (got {when.isoformat()})"
+            raise ValueError(msg)
+        known = 0
+        for event in self.events_of(ref):
+            if event.timestamp > when:
+                break
+            known = event.originator_version
+        if known == 0:
+            shown = when.astimezone(timezone.utc).isoformat()
+            raise UnknownSubject(f"{ref} was not yet registered at {shown}")
+        return known
+
+    def events_of(self, ref: str) -> list[Any]:
+        """The subject's events in version order, decoded through the ledger's mapper."""
+        events = list(self.app.events.get(subject_id(ref)))
+        if not events:
+            raise UnknownSubject(f"{ref} is not registered")
+        return events
 
     def describe(self, subject: Subject) -> dict[str, Any]:
         """JSON-ready state of ``subject`` with its personal data opened where the key exists."""
@@ -696,6 +743,17 @@ class Ledger:
 
     def __exit__(self, *exc: object) -> None:
         self.disconnect()
+
+
+def _printable_id(value: Any) -> str | None:
+    """The line's id as a reject may show it: only a string that can be written back out."""
+    if not isinstance(value, str) or "\x00" in value or len(value) > 1000:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return value
 
 
 def locals_without_self(values: dict[str, Any]) -> dict[str, Any]:

@@ -18,17 +18,32 @@ from typing import Any
 from uuid import UUID
 
 import cattrs
+from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import (
+    DatetimeAsISO,
+    JSONTranscoder,
     Mapper,
     MapperDeserialisationError,
     StoredEvent,
     Transcoder,
+    Transcoding,
+    UUIDAsHex,
 )
 from eventsourcing.utils import get_topic, resolve_topic
 
 from dinsos_ledger.types import Period, Programme, Reference, RegionCode, Rupiah, Sealed
 
-__all__ = ["JSONBytes", "LedgerMapper", "converter", "event_fields"]
+if typing.TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Iterable
+
+__all__ = [
+    "ConverterTranscoding",
+    "JSONBytes",
+    "LedgerMapper",
+    "converter",
+    "event_fields",
+    "snapshot_transcoder",
+]
 
 converter = cattrs.Converter()
 """The package's converter: value objects unstructure to their scalar and back."""
@@ -57,6 +72,38 @@ converter.register_unstructure_hook(datetime, datetime.isoformat)
 converter.register_structure_hook(datetime, lambda value, _: datetime.fromisoformat(value))
 converter.register_unstructure_hook(UUID, lambda u: u.hex)
 converter.register_structure_hook(UUID, lambda value, _: UUID(value))
+
+
+class ConverterTranscoding(Transcoding):
+    """An eventsourcing transcoding that delegates to :data:`converter` for one type."""
+
+    def __init__(self, cls: type[Any]) -> None:
+        self.type = cls
+        self.name = cls.__name__
+        self._unstructure = converter.get_unstructure_hook(cls)
+        self._structure = converter.get_structure_hook(cls)
+
+    def encode(self, obj: Any) -> Any:
+        """Unstructure ``obj`` with the package converter."""
+        return self._unstructure(obj)
+
+    def decode(self, data: Any) -> Any:
+        """Structure ``data`` back into the transcoding's type."""
+        return self._structure(data, self.type)
+
+
+def snapshot_transcoder(state_types: Iterable[type[Any]]) -> JSONTranscoder:
+    """The transcoder of snapshot state: tagged JSON, each tagged type through the converter.
+
+    Snapshot state is an aggregate's attributes, whose types are not declared on any event
+    class, so its values carry their type name (eventsourcing's ``_type_``/``_data_`` tags).
+    """
+    transcoder = JSONTranscoder()
+    transcoder.register(UUIDAsHex())
+    transcoder.register(DatetimeAsISO())
+    for cls in state_types:
+        transcoder.register(ConverterTranscoding(cls))
+    return transcoder
 
 
 class JSONBytes(Transcoder):
@@ -98,18 +145,29 @@ def _structure_plan(cls: type[Any]) -> dict[str, tuple[_SHook, Any]]:
 class LedgerMapper(Mapper[UUID]):
     """Maps domain events to stored events with :data:`converter` and back.
 
-    Stored state is the JSON object of the event's fields (snapshots are not used yet); ``class_version`` is added when an
+    Stored state is the JSON object of the event's fields (a snapshot's state is tagged JSON,
+    see :func:`snapshot_transcoder`); ``class_version`` is added when an
     event class has moved past version 1, and the class's ``upcast_vN_vN+1`` methods bring old
     state forward before it is structured.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, snapshot_state_types: Iterable[type[Any]] = ()) -> None:
         super().__init__(transcoder=JSONBytes())
+        self.snapshots = snapshot_transcoder((date, RegionCode, Sealed, *snapshot_state_types))
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         """Unstructure ``domain_event`` into a :class:`StoredEvent`."""
         cls = type(domain_event)
         values = vars(domain_event)
+        if isinstance(domain_event, Snapshot):
+            return StoredEvent(
+                originator_id=domain_event.originator_id,
+                originator_version=domain_event.originator_version,
+                topic=get_topic(cls),
+                state=self.snapshots.encode(
+                    {"timestamp": values["timestamp"], "topic": values["topic"], "state": values["state"]}
+                ),
+            )
         state = {name: hook(values[name]) for name, hook in _unstructure_plan(cls)}
         class_version = getattr(cls, "class_version", 1)
         if class_version > 1:
@@ -125,7 +183,10 @@ class LedgerMapper(Mapper[UUID]):
         """Structure a :class:`StoredEvent` back into its domain event class."""
         cls = resolve_topic(stored_event.topic)
         try:
-            state: dict[str, Any] = self.transcoder.decode(stored_event.state)
+            if issubclass(cls, Snapshot):
+                state: dict[str, Any] = self.snapshots.decode(stored_event.state)
+                return _restore(cls, stored_event, state)
+            state = self.transcoder.decode(stored_event.state)
             class_version = getattr(cls, "class_version", 1)
             from_version = state.pop("class_version", 1)
             while from_version < class_version:
@@ -141,9 +202,13 @@ class LedgerMapper(Mapper[UUID]):
                 f"v{stored_event.originator_version} ({stored_event.topic}): {e}"
             )
             raise MapperDeserialisationError(msg) from e
-        oid = stored_event.originator_id
-        state["originator_id"] = oid if isinstance(oid, UUID) else UUID(str(oid))
-        state["originator_version"] = stored_event.originator_version
-        event = object.__new__(cls)
-        object.__setattr__(event, "__dict__", state)
-        return event
+        return _restore(cls, stored_event, state)
+
+
+def _restore(cls: type[Any], stored_event: StoredEvent, state: dict[str, Any]) -> Any:
+    oid = stored_event.originator_id
+    state["originator_id"] = oid if isinstance(oid, UUID) else UUID(str(oid))
+    state["originator_version"] = stored_event.originator_version
+    event = object.__new__(cls)
+    object.__setattr__(event, "__dict__", state)
+    return event

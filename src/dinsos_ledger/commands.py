@@ -249,12 +249,23 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "…"
 
 
+def _storable(value: str) -> None:
+    # A NUL or a lone surrogate (possible through \u escapes) cannot be stored as UTF-8 text.
+    if "\x00" in value:
+        raise _Bad("text without NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Bad("valid Unicode text (got a lone surrogate)") from None
+
+
 def _string(lo: int, hi: int) -> _Parser:
     def parse(value: Any) -> str:
         if not isinstance(value, str):
             raise _Bad(f"a string (got {_kind(value)})")
         if not lo <= len(value) <= hi:
             raise _Bad(f"{lo}–{hi} characters long (got {len(value)})")
+        _storable(value)
         return value
 
     return parse
@@ -287,6 +298,7 @@ def _person_name(value: Any) -> str:
         raise _Bad(f"a string (got {_kind(value)})")
     if not 1 <= len(value) <= 200 or not value.strip():
         raise _Bad(f"1–200 characters, not all blank (got {len(value)} characters)")
+    _storable(value)
     return value
 
 

@@ -61,6 +61,17 @@ class ImportReport:
         return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
 
 
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            shown = key if len(key) <= 40 else key[:37] + "…"
+            msg = f"the key '{shown}' appears twice in one object"
+            raise ValueError(msg)
+        result[key] = value
+    return result
+
+
 def _reject_constant(name: str) -> None:
     msg = f"'{name}' is not a JSON number"
     raise ValueError(msg)
@@ -72,12 +83,14 @@ def _decode(raw: bytes) -> Mapping[str, Any] | LedgerError:
     except UnicodeDecodeError as e:
         return InvalidCommand(f"line is not valid UTF-8 (bad byte at offset {e.start})")
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(
+            text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys
+        )
     except json.JSONDecodeError as e:
         return InvalidCommand(f"malformed JSON: {e.msg} (column {e.colno})")
     except RecursionError:
         return InvalidCommand(f"malformed JSON: {_MAX_DEPTH_MESSAGE}")
-    except ValueError as e:  # huge integers, NaN and Infinity
+    except ValueError as e:  # huge integers, NaN and Infinity, a key given twice
         return InvalidCommand(f"malformed JSON: {e}")
     if not isinstance(value, dict):
         kind = "an array" if isinstance(value, list) else type(value).__name__

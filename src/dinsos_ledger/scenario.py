@@ -233,8 +233,9 @@ _HARI_PAHLAWAN: Final = 10  # November
 _LINE_PREFIX: Final = 17  # sort key written before each spilled line: 7-digit date, 10-digit seq
 
 
-def _dumps(obj: Mapping[str, Any]) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+_dumps: Final[Callable[[Mapping[str, Any]], str]] = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False
+).encode
 
 
 class _Generator:
@@ -336,7 +337,8 @@ class _Generator:
         elif kind == "float_amount":
             self.raw(on, _dumps({**body, "amount": float(body["amount"])}), ("invalid", None, None))
         elif kind == "short_nik":
-            self.raw(on, _dumps({**body, "head_nik": body["head_nik"][:15]}), ("invalid", None, None))
+            short = {**body, "head_nik": body["head_nik"][:15]}
+            self.raw(on, _dumps(short), ("invalid", None, None))
         seq = self.raw(on, text)
         if kind == "duplicate":
             self.wanted.add(seq)
@@ -398,7 +400,7 @@ class _Generator:
         self.spill()
 
     def household(self, n: int, span: int, erase: bool) -> None:
-        rng, a, first, last = self.rng, self.a, self.first, self.last
+        rng, first, last = self.rng, self.first, self.last
         ref = f"KT-HH-{n:06d}"
         kec_index, region = rng.choice(self.villages)
         kec = KECAMATAN[kec_index].code
@@ -511,7 +513,9 @@ class _Generator:
         reason = "moved" if erase else rng.choices(_CLOSE_REASONS, _CLOSE_WEIGHTS)[0]
         self.emit(closed, {"command": "close", "ref": ref, "on": self.iso(closed),
                            "actor": actor(), "reason": reason})
-        if self.rate > 0 and rng.random() < min(1.0, self.rate * 8):
+        # A closed household offers one chance of this mistake where a visit offers one per
+        # line, so the chance is scaled up to keep such mistakes in the file.
+        if self.rate > 0 and rng.random() < self.rate * 8:
             late = self.day_between(closed, (forgotten - 1) if forgotten else last)
             if late is not None:
                 self.reject(late, {"command": "follow_up", "ref": ref, "on": self.iso(late),
@@ -661,7 +665,9 @@ class _Generator:
                 self.veteran(number, region, True, registered)
         self.spill()
 
-    def veteran(self, number: int, region: tuple[int, str], widow: bool, registered: int) -> int | None:
+    def veteran(
+        self, number: int, region: tuple[int, str], widow: bool, registered: int
+    ) -> int | None:
         """One veteran or widow; returns the date of death if they die in the scenario."""
         rng, last = self.rng, self.last
         ref = f"KT-VET-{number:04d}"
@@ -765,7 +771,7 @@ class _Generator:
             wanted = capacity if full else rng.randint(math.ceil(capacity * 0.6), capacity - 1)
             chosen = self.pick_trainees(kec_index, planned, starts, wanted)
             last_enrol = planned
-            members: list[tuple[str, int, int]] = []
+            members: list[tuple[str, int]] = []
             for index, enrolled in chosen:
                 enrolment += 1
                 household, _, limit, _ = self.trainees[index]
@@ -775,8 +781,8 @@ class _Generator:
                     "actor": officer, "cohort": ref, "household": household,
                 }, ("truncated", "duplicate"))
                 last_enrol = max(last_enrol, enrolled)
-                members.append((enrol_ref, limit, enrolled))
-            if len(chosen) == capacity and self.rate > 0 and rng.random() < min(1.0, self.rate * 15):
+                members.append((enrol_ref, limit))
+            if len(chosen) == capacity and self.rate > 0 and rng.random() < self.rate * 15:
                 # Withdrawals come only once the course starts, so the cohort is still full.
                 extra = self.pick_trainees(kec_index, last_enrol, starts, 1, {i for i, _ in chosen})
                 if extra:
@@ -794,7 +800,7 @@ class _Generator:
                     "amount": len(members) * self.a.training_grant,
                     "reference": f"PELATIHAN/{ref}/SALUR-1", "channel": "in_kind",
                 })
-            for enrol_ref, limit, _ in members:
+            for enrol_ref, limit in members:
                 self.training(enrol_ref, officer, starts, ends, limit)
         self.spill()
 
@@ -827,7 +833,8 @@ class _Generator:
     def training(self, ref: str, officer: str, starts: int, ends: int, limit: int) -> None:
         """Attendance within the cohort's dates, then completion or withdrawal, then visits."""
         rng = self.rng
-        sessions = sorted(rng.sample(range(starts, ends + 1), min(ends - starts + 1, rng.randint(2, 6))))
+        days = range(starts, ends + 1)
+        sessions = sorted(rng.sample(days, min(len(days), rng.randint(2, 6))))
         quits = rng.random() < 0.1
         stop = rng.randint(0, len(sessions)) if quits else len(sessions)
         generic = ("truncated", "duplicate", "unknown_field")
@@ -847,9 +854,9 @@ class _Generator:
         # Enrolment contacts count for the household, so they stop when it closes.
         day = done + rng.randint(30, 120)
         while day < limit and day <= self.last and rng.random() < 0.8:
+            outcome = rng.choices(_OUTCOMES, _OUTCOME_WEIGHTS)[0]
             self.emit(day, {"command": "follow_up", "ref": ref, "on": self.iso(day),
-                            "actor": officer, "outcome": rng.choices(_OUTCOMES, _OUTCOME_WEIGHTS)[0]},
-                      generic)
+                            "actor": officer, "outcome": outcome}, generic)
             day += rng.randint(60, 180)
 
     # -- output -------------------------------------------------------------------------------
