@@ -245,12 +245,10 @@ def parse_line(line: str | bytes) -> dict[str, Any]:
         except UnicodeDecodeError as error:
             raise Malformed(f"not UTF-8: {error}") from None
     try:
-        value = json.loads(
-            line, parse_constant=_reject_constant, object_pairs_hook=_unique_pairs
-        )
+        value = json.loads(line, parse_constant=_reject_constant, object_pairs_hook=_unique_pairs)
     except Malformed:
         raise
-    except (ValueError, RecursionError) as error:
+    except (ValueError, TypeError, RecursionError) as error:
         raise Malformed(f"not JSON: {error}") from None
     if not isinstance(value, dict):
         raise Malformed(f"a command must be a JSON object (got {type(value).__name__})")
@@ -434,6 +432,11 @@ class Subject:
     def is_closed(self) -> bool:
         """Tell whether a household or veteran has been closed (or forgotten)."""
         return self.closed_on is not None or self.forgotten
+
+
+def _covered(day: date, contacts: list[date], window: int) -> bool:
+    """Tell whether some contact ``c`` has ``c <= day <= c + window - 1`` (SPEC 5)."""
+    return any(c <= day <= c + timedelta(days=window - 1) for c in contacts)
 
 
 def _day(text: str) -> date:
@@ -686,7 +689,9 @@ class Model:
         def counts(on: date) -> bool:
             return as_of is None or on <= as_of
 
-        allocated = sum(a.amount for a in subject.allocations if a.programme == programme and counts(a.on))
+        allocated = sum(
+            a.amount for a in subject.allocations if a.programme == programme and counts(a.on)
+        )
         disbursed = sum(
             d.amount
             for d in subject.disbursements
@@ -704,7 +709,9 @@ class Model:
         on = _day(cmd["on"])
         ref = cmd["ref"]
         if name == "register_household":
-            details = {k: cmd[k] for k in ("region", "members", "family_card", "head_nik", "head_name")}
+            details = {
+                k: cmd[k] for k in ("region", "members", "family_card", "head_nik", "head_name")
+            }
             self.subjects[ref] = Subject(ref, "household", on, details, contacts=[on])
             return
         if name == "register_veteran":
@@ -730,7 +737,9 @@ class Model:
             subject.assessments.append({k: cmd[k] for k in ("desil", "eligible") if k in cmd})
             subject.contacts.append(on)
         elif name == "allocate":
-            subject.allocations.append(Allocation(cmd["programme"], cmd["amount"], cmd["reference"], on))
+            subject.allocations.append(
+                Allocation(cmd["programme"], cmd["amount"], cmd["reference"], on)
+            )
         elif name == "disburse":
             subject.disbursements.append(
                 Disbursement(cmd["programme"], cmd["amount"], cmd["reference"], on)
@@ -767,14 +776,20 @@ class Model:
             "registered_on": subject.registered_on.isoformat(),
         }
         if subject.kind in ("household", "veteran"):
-            pii = ("family_card", "head_nik", "head_name") if subject.kind == "household" else ("nik", "name")
+            pii = (
+                ("family_card", "head_nik", "head_name")
+                if subject.kind == "household"
+                else ("nik", "name")
+            )
             state["region"] = subject.details["region"]
             if subject.kind == "household":
                 state["members"] = subject.details["members"]
             for key in pii:
                 state[key] = None if subject.forgotten else subject.details[key]
             state["closed"] = subject.is_closed()
-            state["closed_on"] = None if subject.closed_on is None else subject.closed_on.isoformat()
+            state["closed_on"] = (
+                None if subject.closed_on is None else subject.closed_on.isoformat()
+            )
             state["forgotten"] = subject.forgotten
         elif subject.kind == "cohort":
             state.update(
@@ -801,8 +816,12 @@ class Model:
         rows = []
         for ref in sorted(self.subjects):
             subject = self.subjects[ref]
-            programmes = {a.programme for a in subject.allocations if as_of is None or a.on <= as_of}
-            programmes |= {d.programme for d in subject.disbursements if as_of is None or d.on <= as_of}
+            programmes = {
+                a.programme for a in subject.allocations if as_of is None or a.on <= as_of
+            }
+            programmes |= {
+                d.programme for d in subject.disbursements if as_of is None or d.on <= as_of
+            }
             for programme in sorted(programmes):
                 allocated, disbursed = self._sums(subject, programme, as_of)
                 rows.append(
@@ -844,9 +863,6 @@ class Model:
             end = subject.closed_on if closed and subject.closed_on is not None else as_of
             contacts = [c for c in self.contacts(ref, as_of) if c <= end]
 
-            def covered(day: date) -> bool:
-                return any(c <= day <= c + timedelta(days=window - 1) for c in contacts)
-
             days = []
             day = subject.registered_on
             while day <= end:
@@ -854,8 +870,8 @@ class Model:
                 day += timedelta(days=1)
             gaps: list[dict[str, Any]] = []
             run: list[date] = []
-            for day in days + [None]:
-                if day is not None and not covered(day):
+            for day in [*days, None]:
+                if day is not None and not _covered(day, contacts, window):
                     run.append(day)
                     continue
                 if run:
@@ -864,13 +880,13 @@ class Model:
                     )
                     run = []
             total = len(days)
-            covered_days = sum(1 for day in days if covered(day))
+            covered_days = sum(1 for day in days if _covered(day, contacts, window))
             # Round the exact fraction half up to 4 places: floor(x * 10^4 + 1/2) / 10^4.
             coverage = Decimal(math.floor(Fraction(covered_days, total) * 10_000 + Fraction(1, 2)))
             coverage = coverage.scaleb(-4)
             if closed:
                 status = "closed"
-            elif covered(as_of):
+            elif _covered(as_of, contacts, window):
                 status = "covered"
             else:
                 status = "overdue"

@@ -19,9 +19,9 @@ Public names:
     ``"sometimes"`` (about one in twenty has one field broken) or ``"always"``
     (every command is ``invalid``).
 ``registrations(pools=DEFAULT_POOLS)``
-    A valid prologue: every household, veteran and cohort of the pools registered on the
-    first day, each household and veteran assessed once.
-``command_lists(pools=DEFAULT_POOLS, min_size=0, max_size=40, prologue=None, mutate=...)``
+    A valid prologue: every household, veteran and cohort of the pools registered in the
+    first ten days, each household and veteran assessed on its registration day.
+``command_lists(pools=DEFAULT_POOLS, min_size=5, max_size=50, prologue=None, mutate=...)``
     A list of commands, optionally after the prologue, with some earlier commands sent
     again verbatim (duplicates) and some ids reused with another body (``id_conflict``).
 ``hostile_lines(pools=DEFAULT_POOLS)``
@@ -60,9 +60,11 @@ class Pools:
     #: A ref that is never registered by the drawn commands' natural choices.
     stranger: str = "ZZ-404"
     ids: tuple[str, ...] = tuple(f"c-{n:02d}" for n in range(48))
-    references: tuple[str, ...] = ("R-1", "R-2", "R-3", "R-4", "SP2D/2025/01/0001")
+    references: tuple[str, ...] = ("R-1", "R-2", "SP2D/2025/01/0001")
     programmes: tuple[str, ...] = ("PKH", "BPNT", "TALI_ASIH", "PELATIHAN")
-    amounts: tuple[int, ...] = (200_000, 225_000, 750_000, 100_000, 1_500_000)
+    #: Allocated amounts; payments are drawn from ``payments``, mostly smaller.
+    amounts: tuple[int, ...] = (750_000, 200_000, 225_000, 1_500_000)
+    payments: tuple[int, ...] = (200_000, 100_000, 225_000, 750_000)
     actors: tuple[str, ...] = ("petugas", "operator.dinsos")
     notes: tuple[str, ...] = ("kunjungan rumah", "")
     regions: tuple[str, ...] = ("64.08.04.2001", "64.08.02.2003")
@@ -119,7 +121,9 @@ def _natural_refs(pools: Pools, name: str) -> tuple[str, ...]:
 
 def _day(pools: Pools) -> st.SearchStrategy[str]:
     """Draw an ISO date from the pools' date range."""
-    return st.integers(0, pools.days - 1).map(lambda n: (pools.start + timedelta(days=n)).isoformat())
+    return st.integers(0, pools.days - 1).map(
+        lambda n: (pools.start + timedelta(days=n)).isoformat()
+    )
 
 
 def _digits16(prefix: str = "6408") -> st.SearchStrategy[str]:
@@ -183,7 +187,7 @@ def _valid_command(draw: st.DrawFn, pools: Pools) -> dict[str, Any]:
     elif name in ("allocate", "disburse"):
         cmd.update(
             programme=draw(st.sampled_from(pools.programmes)),
-            amount=draw(st.sampled_from(pools.amounts)),
+            amount=draw(st.sampled_from(pools.amounts if name == "allocate" else pools.payments)),
             reference=draw(st.sampled_from(pools.references)),
         )
         if name == "allocate":
@@ -206,7 +210,9 @@ def _valid_command(draw: st.DrawFn, pools: Pools) -> dict[str, Any]:
     elif name == "withdraw":
         cmd["reason"] = "pindah kerja"
     elif name == "close":
-        cmd["reason"] = draw(st.sampled_from(("graduated", "moved", "deceased", "duplicate", "other")))
+        cmd["reason"] = draw(
+            st.sampled_from(("graduated", "moved", "deceased", "duplicate", "other"))
+        )
     elif name == "forget":
         cmd["reason"] = "permintaan penghapusan data"
     return cmd
@@ -234,7 +240,7 @@ def _broken(draw: st.DrawFn, cmd: dict[str, Any]) -> dict[str, Any]:
     elif way == "wrong_type":
         key = draw(st.sampled_from(sorted(cmd)))
         value = cmd[key]
-        cmd[key] = _WRONG_TYPE[type(value)] if type(value) in _WRONG_TYPE else None
+        cmd[key] = _WRONG_TYPE.get(type(value))
     elif way == "bad_date":
         cmd["on"] = draw(st.sampled_from(("2025-02-30", "2025-13-01", "20250101", "2025-1-5", "")))
     elif way == "float_amount" and "amount" in cmd:
@@ -265,15 +271,18 @@ def commands(
 
 
 def registrations(pools: Pools = DEFAULT_POOLS) -> st.SearchStrategy[list[dict[str, Any]]]:
-    """Draw a valid prologue registering every pool subject on the first day."""
+    """Draw a valid prologue registering every pool subject in the first ten days.
+
+    Each household and veteran is assessed on its registration day.
+    """
 
     @st.composite
     def prologue(draw: st.DrawFn) -> list[dict[str, Any]]:
-        day = pools.start.isoformat()
         out: list[dict[str, Any]] = []
 
         def base(n: int, name: str, ref: str) -> dict[str, Any]:
-            return {"id": f"p-{n:02d}", "command": name, "ref": ref, "on": day, "actor": "petugas"}
+            on = (pools.start + timedelta(days=draw(st.integers(0, 9)))).isoformat()
+            return {"id": f"p-{n:02d}", "command": name, "ref": ref, "on": on, "actor": "petugas"}
 
         n = 0
         for i, ref in enumerate(pools.households):
@@ -288,7 +297,15 @@ def registrations(pools: Pools = DEFAULT_POOLS) -> st.SearchStrategy[list[dict[s
                 }
             )
             n += 1
-            out.append(base(n, "assess", ref) | {"desil": draw(st.sampled_from((2, 4, 6)))})
+            # Assessed on its registration day: same ref, on and actor.
+            out.append(
+                {k: out[-1][k] for k in ("ref", "on", "actor")}
+                | {
+                    "id": f"p-{n:02d}",
+                    "command": "assess",
+                    "desil": draw(st.sampled_from((2, 4, 6))),
+                }
+            )
             n += 1
         for i, ref in enumerate(pools.veterans):
             out.append(
@@ -296,7 +313,14 @@ def registrations(pools: Pools = DEFAULT_POOLS) -> st.SearchStrategy[list[dict[s
                 | {"region": pools.regions[0], "nik": f"64080508074500{i:02d}", "name": "Sudarmo"}
             )
             n += 1
-            out.append(base(n, "assess", ref) | {"eligible": draw(st.booleans().map(lambda b: not b))})
+            out.append(
+                {k: out[-1][k] for k in ("ref", "on", "actor")}
+                | {
+                    "id": f"p-{n:02d}",
+                    "command": "assess",
+                    "eligible": draw(st.booleans().map(lambda b: not b)),
+                }
+            )
             n += 1
         for ref in pools.cohorts:
             first = draw(st.integers(0, pools.days // 2))
@@ -317,32 +341,112 @@ def registrations(pools: Pools = DEFAULT_POOLS) -> st.SearchStrategy[list[dict[s
 
 
 @st.composite
+def _payment_story(draw: st.DrawFn, pools: Pools) -> list[dict[str, Any]]:
+    """Draw a prefix of allocate → disburse → reverse → reverse again, on one cohort.
+
+    Cohorts need no assessment, so after the prologue the story runs far enough to meet
+    ``already_reversed``; without it, it meets ``unknown_subject``.
+    """
+    ref = draw(st.sampled_from(pools.cohorts))
+    day = draw(st.integers(10, pools.days - 4))
+    tag = draw(st.integers(0, 99))
+
+    def base(step: int, name: str) -> dict[str, Any]:
+        on = (pools.start + timedelta(days=day + step)).isoformat()
+        return {
+            "id": f"s-{tag:02d}-{step}",
+            "command": name,
+            "ref": ref,
+            "on": on,
+            "actor": "petugas",
+        }
+
+    amount = draw(st.sampled_from(pools.amounts))
+    story = [
+        base(0, "allocate")
+        | {
+            "programme": "PELATIHAN",
+            "amount": amount,
+            "period": "2025-02",
+            "reference": f"A-{tag:02d}",
+        },
+        base(1, "disburse")
+        | {
+            "programme": "PELATIHAN",
+            "amount": amount,
+            "reference": f"D-{tag:02d}",
+            "channel": "in_kind",
+        },
+        base(2, "reverse") | {"reference": f"D-{tag:02d}", "reason": "barang dikembalikan"},
+        base(3, "reverse") | {"reference": f"D-{tag:02d}", "reason": "entri ganda"},
+    ]
+    return story[: draw(st.integers(1, 4))]
+
+
+@st.composite
 def command_lists(
     draw: st.DrawFn,
     pools: Pools = DEFAULT_POOLS,
-    min_size: int = 0,
-    max_size: int = 40,
+    min_size: int = 5,
+    max_size: int = 50,
     prologue: bool | None = None,
     mutate: str = "sometimes",
 ) -> list[dict[str, Any]]:
     """Draw a list of commands, with verbatim resends and reused ids mixed in.
 
+    The drawn commands get fresh ids ``c-0000``, ``c-0001``… (so that ``id_conflict``
+    does not drown the other rules); then a few earlier commands are sent again, either
+    verbatim (a ``duplicate`` if it was accepted, perhaps accepted now if it was
+    rejected) or with the same id and another note (``id_conflict`` if it was accepted).
+    Up to three short payment stories on a cohort (allocate, disburse, reverse, reverse
+    again) are spliced in.
     ``prologue`` True/False forces the registration prologue on or off; ``None`` lets
-    Hypothesis choose.
+    Hypothesis choose (mostly on; shrinking turns it off).
     """
-    with_prologue = draw(st.booleans()) if prologue is None else prologue
+    if mutate not in ("never", "sometimes", "always"):
+        raise ValueError(f"'mutate' must be never, sometimes or always (got {mutate!r})")
+    with_prologue = draw(st.integers(0, 3)) > 0 if prologue is None else prologue
     out = draw(registrations(pools)) if with_prologue else []
-    body = draw(st.lists(commands(pools, mutate), min_size=min_size, max_size=max_size))
-    out.extend(body)
-    resends = draw(st.lists(st.tuples(st.integers(0, 10**6), st.booleans()), max_size=4))
+    body = draw(st.lists(_valid_command(pools), min_size=min_size, max_size=max_size))
+    enrolled = 0
+    last_payment: dict[str, Any] | None = None
+    last_allocation: dict[str, Any] | None = None
+    for number, command in enumerate(body):
+        command["id"] = f"c-{number:04d}"
+        # Steer towards the deep rules: successive enrols take successive enrolment refs
+        # early in the date range (cohort_full, already_enrolled), payments mostly draw
+        # on the latest allocation, reverses mostly aim at the latest payment
+        # (already_reversed).
+        if command["command"] == "enrol" and draw(st.integers(0, 3)) < 3:
+            command["ref"] = pools.enrolments[enrolled % len(pools.enrolments)]
+            command["on"] = (pools.start + timedelta(days=draw(st.integers(5, 20)))).isoformat()
+            enrolled += 1
+        if command["command"] == "allocate":
+            last_allocation = command
+        elif command["command"] == "disburse":
+            if last_allocation and draw(st.integers(0, 2)) < 2:
+                command["ref"] = last_allocation["ref"]
+                command["programme"] = last_allocation["programme"]
+                command["amount"] = min(command["amount"], last_allocation["amount"])
+            last_payment = command
+        elif command["command"] == "reverse" and last_payment and draw(st.integers(0, 2)) < 2:
+            command["ref"] = last_payment["ref"]
+            command["reference"] = last_payment["reference"]
+        if mutate == "always" or (mutate == "sometimes" and draw(st.integers(0, 19)) == 19):
+            command = draw(_broken(command))
+        out.append(command)
+    for story in draw(st.lists(_payment_story(pools), max_size=3)):
+        at = draw(st.integers(0, len(out)))
+        out[at:at] = story
+    resends = draw(st.lists(st.tuples(st.integers(0, 10**6), st.booleans()), max_size=6))
     for index, verbatim in resends:
         if not out:
             break
-        earlier = dict(out[index % len(out)])
+        source = index % len(out)
+        earlier = dict(out[source])
         if not verbatim:
-            # Same id, another body: id_conflict if the earlier one was accepted.
             earlier["note"] = "dikirim ulang dengan isi lain"
-        out.insert(min(len(out), index % len(out) + 1 + index % 5), earlier)
+        out.insert(min(len(out), source + 1 + index % 7), earlier)
     return out
 
 
@@ -357,7 +461,9 @@ def _json_values() -> st.SearchStrategy[Any]:
         | st.integers()
         | st.floats(allow_nan=False, allow_infinity=False)
         | st.text(max_size=10),
-        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+        lambda inner: (
+            st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+        ),
         max_leaves=12,
     )
 
@@ -440,7 +546,11 @@ def _bad_utf8_line(pools: Pools) -> st.SearchStrategy[bytes]:
     def line(draw: st.DrawFn) -> bytes:
         raw = _dumps(draw(_valid_command(pools))).encode("utf-8")
         at = raw.index(b'"ref": "') + len(b'"ref": "')
-        bad = draw(st.sampled_from((b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\x80", b"\xf8\x88\x80\x80\x80")))
+        bad = draw(
+            st.sampled_from(
+                (b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\x80", b"\xf8\x88\x80\x80\x80")
+            )
+        )
         return raw[:at] + bad + raw[at:]
 
     return line()
@@ -461,7 +571,9 @@ def hostile_lines(pools: Pools = DEFAULT_POOLS) -> st.SearchStrategy[str | bytes
     )
     mutated = commands(pools, mutate="always").map(_dumps)
     garbage_text = st.text(min_size=1, max_size=40).filter(lambda s: not s.lstrip().startswith("{"))
-    garbage_bytes = st.binary(min_size=1, max_size=40).filter(lambda b: not b.lstrip().startswith(b"{"))
+    garbage_bytes = st.binary(min_size=1, max_size=40).filter(
+        lambda b: not b.lstrip().startswith(b"{")
+    )
     lines: st.SearchStrategy[str | bytes] = st.one_of(
         mutated,
         _money_line(pools),

@@ -16,7 +16,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.model import CODES, Model  # noqa: E402
-from tests.strategies import command_lists, commands, hostile_lines  # noqa: E402
+from tests.strategies import command_lists, commands, hostile_lines, registrations  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
 
@@ -51,7 +51,9 @@ def household(ref: str = "HH-1", on: str = "2025-01-01") -> dict[str, Any]:
 
 def veteran(ref: str = "VT-1", on: str = "2025-01-01") -> dict[str, Any]:
     """Return a valid register_veteran command."""
-    return cmd("register_veteran", ref, on, region="64.08.05.2002", nik="6408050807450001", name="Sudarmo")
+    return cmd(
+        "register_veteran", ref, on, region="64.08.05.2002", nik="6408050807450001", name="Sudarmo"
+    )
 
 
 def cohort(
@@ -74,17 +76,41 @@ def cohort(
     )
 
 
-def allocate(ref: str, amount: int = 750_000, reference: str = "A-1", on: str = "2025-01-10", programme: str = "PKH") -> dict[str, Any]:
+def allocate(
+    ref: str,
+    amount: int = 750_000,
+    reference: str = "A-1",
+    on: str = "2025-01-10",
+    programme: str = "PKH",
+) -> dict[str, Any]:
     """Return an allocate command."""
-    return cmd("allocate", ref, on, programme=programme, amount=amount, period="2025-01", reference=reference)
+    return cmd(
+        "allocate",
+        ref,
+        on,
+        programme=programme,
+        amount=amount,
+        period="2025-01",
+        reference=reference,
+    )
 
 
-def disburse(ref: str, amount: int = 750_000, reference: str = "D-1", on: str = "2025-01-15", programme: str = "PKH") -> dict[str, Any]:
+def disburse(
+    ref: str,
+    amount: int = 750_000,
+    reference: str = "D-1",
+    on: str = "2025-01-15",
+    programme: str = "PKH",
+) -> dict[str, Any]:
     """Return a disburse command."""
-    return cmd("disburse", ref, on, programme=programme, amount=amount, reference=reference, channel="bank")
+    return cmd(
+        "disburse", ref, on, programme=programme, amount=amount, reference=reference, channel="bank"
+    )
 
 
-def enrol(ref: str, cohort_ref: str = "CO-1", household_ref: str = "HH-1", on: str = "2025-01-20") -> dict[str, Any]:
+def enrol(
+    ref: str, cohort_ref: str = "CO-1", household_ref: str = "HH-1", on: str = "2025-01-20"
+) -> dict[str, Any]:
     """Return an enrol command."""
     return cmd("enrol", ref, on, cohort=cohort_ref, household=household_ref)
 
@@ -178,7 +204,9 @@ def test_a_bad_field_makes_an_allocation_invalid(change: dict[str, Any]) -> None
 
 def test_amount_limits_are_inclusive() -> None:
     """Amounts of 1 and 10^12 are accepted."""
-    assert run(*assessed_household(), allocate("HH-1", 1, "A-1"), allocate("HH-1", 10**12, "A-2"))[1][-2:] == [
+    assert run(*assessed_household(), allocate("HH-1", 1, "A-1"), allocate("HH-1", 10**12, "A-2"))[
+        1
+    ][-2:] == [
         ACCEPTED,
         ACCEPTED,
     ]
@@ -227,7 +255,9 @@ def test_a_cohort_that_ends_before_it_starts_is_invalid() -> None:
 
 def test_enums_are_checked() -> None:
     """channel, outcome and the close reason must be one of their values."""
-    assert last(*assessed_household(), allocate("HH-1"), disburse("HH-1") | {"channel": "giro"}) == rejected("invalid")
+    assert last(
+        *assessed_household(), allocate("HH-1"), disburse("HH-1") | {"channel": "giro"}
+    ) == rejected("invalid")
     assert last(household(), cmd("follow_up", "HH-1", outcome="absent")) == rejected("invalid")
     assert last(household(), cmd("close", "HH-1", reason="meninggal")) == rejected("invalid")
 
@@ -294,8 +324,16 @@ def test_refs_are_unique_across_kinds() -> None:
         ("attend", "HH-1", {}),
         ("complete", "VT-1", {}),
         ("withdraw", "CO-1", {"reason": "x"}),
-        ("allocate", "EN-1", {"programme": "PKH", "amount": 1, "period": "2025-01", "reference": "R"}),
-        ("disburse", "EN-1", {"programme": "PKH", "amount": 1, "reference": "R", "channel": "bank"}),
+        (
+            "allocate",
+            "EN-1",
+            {"programme": "PKH", "amount": 1, "period": "2025-01", "reference": "R"},
+        ),
+        (
+            "disburse",
+            "EN-1",
+            {"programme": "PKH", "amount": 1, "reference": "R", "channel": "bank"},
+        ),
         ("reverse", "EN-1", {"reference": "R", "reason": "x"}),
         ("follow_up", "CO-1", {"outcome": "visited"}),
         ("close", "CO-1", {"reason": "other"}),
@@ -303,7 +341,9 @@ def test_refs_are_unique_across_kinds() -> None:
         ("forget", "EN-1", {"reason": "x"}),
     ],
 )
-def test_a_command_on_the_wrong_kind_is_not_applicable(command: str, ref: str, fields: dict[str, Any]) -> None:
+def test_a_command_on_the_wrong_kind_is_not_applicable(
+    command: str, ref: str, fields: dict[str, Any]
+) -> None:
     """Each command applies to the kinds of SPEC section 3 only."""
     story = [household(), veteran(), cohort(), enrol("EN-1")]
     assert last(*story, cmd(command, ref, "2025-01-25", **fields)) == rejected("not_applicable")
@@ -318,11 +358,20 @@ def test_enrol_with_refs_of_the_wrong_kind_is_not_applicable() -> None:
 
 def test_a_closed_household_accepts_only_reverse_and_forget() -> None:
     """After close, follow_up, assess and close are closed; reverse and forget are accepted."""
-    story = [*assessed_household(), allocate("HH-1"), disburse("HH-1"), cmd("close", "HH-1", "2025-01-20", reason="moved")]
-    assert last(*story, cmd("follow_up", "HH-1", "2025-01-21", outcome="visited")) == rejected("closed")
+    story = [
+        *assessed_household(),
+        allocate("HH-1"),
+        disburse("HH-1"),
+        cmd("close", "HH-1", "2025-01-20", reason="moved"),
+    ]
+    assert last(*story, cmd("follow_up", "HH-1", "2025-01-21", outcome="visited")) == rejected(
+        "closed"
+    )
     assert last(*story, cmd("assess", "HH-1", "2025-01-21", desil=2)) == rejected("closed")
     assert last(*story, cmd("close", "HH-1", "2025-01-21", reason="other")) == rejected("closed")
-    assert last(*story, cmd("reverse", "HH-1", "2025-01-21", reference="D-1", reason="x")) == ACCEPTED
+    assert (
+        last(*story, cmd("reverse", "HH-1", "2025-01-21", reference="D-1", reason="x")) == ACCEPTED
+    )
     assert last(*story, cmd("forget", "HH-1", "2025-01-21", reason="x")) == ACCEPTED
 
 
@@ -336,7 +385,9 @@ def test_a_forgotten_subject_accepts_nothing() -> None:
         cmd("close", "VT-1", "2025-01-20", reason="deceased"),
         cmd("forget", "VT-1", "2025-01-21", reason="ahli waris"),
     ]
-    assert last(*story, cmd("reverse", "VT-1", "2025-01-22", reference="D-1", reason="x")) == rejected("closed")
+    assert last(
+        *story, cmd("reverse", "VT-1", "2025-01-22", reference="D-1", reason="x")
+    ) == rejected("closed")
     assert last(*story, cmd("forget", "VT-1", "2025-01-22", reason="x")) == rejected("closed")
 
 
@@ -350,8 +401,15 @@ def test_a_completed_enrolment_accepts_only_follow_up() -> None:
 
 def test_a_withdrawn_enrolment_accepts_nothing() -> None:
     """withdraw closes an enrolment to every command."""
-    story = [household(), cohort(), enrol("EN-1"), cmd("withdraw", "EN-1", "2025-02-02", reason="x")]
-    assert last(*story, cmd("follow_up", "EN-1", "2025-02-03", outcome="visited")) == rejected("closed")
+    story = [
+        household(),
+        cohort(),
+        enrol("EN-1"),
+        cmd("withdraw", "EN-1", "2025-02-02", reason="x"),
+    ]
+    assert last(*story, cmd("follow_up", "EN-1", "2025-02-03", outcome="visited")) == rejected(
+        "closed"
+    )
     assert last(*story, cmd("complete", "EN-1", "2025-02-03")) == rejected("closed")
 
 
@@ -374,17 +432,25 @@ def test_forget_of_an_open_subject_is_not_closed() -> None:
 
 def test_a_command_dated_before_registration_is_before_registration() -> None:
     """on earlier than the subject's registration date is refused; the same day is fine."""
-    assert last(household(on="2025-01-10"), cmd("assess", "HH-1", "2025-01-09", desil=2)) == rejected(
+    assert last(
+        household(on="2025-01-10"), cmd("assess", "HH-1", "2025-01-09", desil=2)
+    ) == rejected("before_registration")
+    assert (
+        last(household(on="2025-01-10"), cmd("assess", "HH-1", "2025-01-10", desil=2)) == ACCEPTED
+    )
+    assert last(cohort(on="2025-01-10"), allocate("CO-1", on="2025-01-09")) == rejected(
         "before_registration"
     )
-    assert last(household(on="2025-01-10"), cmd("assess", "HH-1", "2025-01-10", desil=2)) == ACCEPTED
-    assert last(cohort(on="2025-01-10"), allocate("CO-1", on="2025-01-09")) == rejected("before_registration")
 
 
 def test_enrol_is_dated_after_both_the_household_and_the_cohort() -> None:
     """enrol before the household's registration or the cohort's plan is before_registration."""
-    assert last(household(on="2025-01-20"), cohort(), enrol("EN-1", on="2025-01-19")) == rejected("before_registration")
-    assert last(household(), cohort(on="2025-01-20"), enrol("EN-1", on="2025-01-19")) == rejected("before_registration")
+    assert last(household(on="2025-01-20"), cohort(), enrol("EN-1", on="2025-01-19")) == rejected(
+        "before_registration"
+    )
+    assert last(household(), cohort(on="2025-01-20"), enrol("EN-1", on="2025-01-19")) == rejected(
+        "before_registration"
+    )
 
 
 def test_closed_comes_before_before_registration() -> None:
@@ -408,7 +474,9 @@ def test_allocation_follows_the_latest_assessment() -> None:
 def test_a_veteran_needs_an_eligible_latest_assessment() -> None:
     """allocate to a veteran without assessment or assessed not eligible is not_eligible."""
     assert last(veteran(), allocate("VT-1")) == rejected("not_eligible")
-    assert last(veteran(), cmd("assess", "VT-1", eligible=False), allocate("VT-1")) == rejected("not_eligible")
+    assert last(veteran(), cmd("assess", "VT-1", eligible=False), allocate("VT-1")) == rejected(
+        "not_eligible"
+    )
     assert last(veteran(), cmd("assess", "VT-1", eligible=True), allocate("VT-1")) == ACCEPTED
 
 
@@ -422,7 +490,9 @@ def test_disbursing_more_than_outstanding_is_insufficient_allocation() -> None:
     story = [*assessed_household(), allocate("HH-1", 750_000), disburse("HH-1", 500_000, "D-1")]
     assert last(*story, disburse("HH-1", 250_001, "D-2")) == rejected("insufficient_allocation")
     assert last(*story, disburse("HH-1", 250_000, "D-2")) == ACCEPTED
-    assert last(*story, disburse("HH-1", 1, "D-2", programme="BPNT")) == rejected("insufficient_allocation")
+    assert last(*story, disburse("HH-1", 1, "D-2", programme="BPNT")) == rejected(
+        "insufficient_allocation"
+    )
     reversed_ = [*story, cmd("reverse", "HH-1", "2025-01-16", reference="D-1", reason="x")]
     assert last(*reversed_, disburse("HH-1", 750_000, "D-2")) == ACCEPTED
 
@@ -436,7 +506,9 @@ def test_insufficient_allocation_ignores_dates() -> None:
 def test_a_reference_is_used_once_per_subject() -> None:
     """allocate and disburse share the subject's references; other subjects may reuse them."""
     story = [*assessed_household(), allocate("HH-1", reference="R-1")]
-    assert last(*story, allocate("HH-1", reference="R-1", programme="BPNT")) == rejected("duplicate_reference")
+    assert last(*story, allocate("HH-1", reference="R-1", programme="BPNT")) == rejected(
+        "duplicate_reference"
+    )
     assert last(*story, disburse("HH-1", 1, reference="R-1")) == rejected("duplicate_reference")
     other = [household("HH-2"), cmd("assess", "HH-2", desil=1)]
     assert last(*story, *other, allocate("HH-2", reference="R-1")) == ACCEPTED
@@ -445,14 +517,24 @@ def test_a_reference_is_used_once_per_subject() -> None:
 def test_insufficient_allocation_comes_before_duplicate_reference() -> None:
     """A too-large payment with a used reference is insufficient_allocation."""
     story = [*assessed_household(), allocate("HH-1", 100, reference="R-1")]
-    assert last(*story, disburse("HH-1", 101, reference="R-1")) == rejected("insufficient_allocation")
+    assert last(*story, disburse("HH-1", 101, reference="R-1")) == rejected(
+        "insufficient_allocation"
+    )
 
 
 def test_reversing_an_unknown_reference_is_unknown_reference() -> None:
     """reverse needs a disbursement of that subject; an allocation's reference will not do."""
-    story = [*assessed_household(), allocate("HH-1", reference="A-1"), disburse("HH-1", reference="D-1")]
-    assert last(*story, cmd("reverse", "HH-1", "2025-01-16", reference="A-1", reason="x")) == rejected("unknown_reference")
-    assert last(*story, cmd("reverse", "HH-1", "2025-01-16", reference="D-9", reason="x")) == rejected("unknown_reference")
+    story = [
+        *assessed_household(),
+        allocate("HH-1", reference="A-1"),
+        disburse("HH-1", reference="D-1"),
+    ]
+    assert last(
+        *story, cmd("reverse", "HH-1", "2025-01-16", reference="A-1", reason="x")
+    ) == rejected("unknown_reference")
+    assert last(
+        *story, cmd("reverse", "HH-1", "2025-01-16", reference="D-9", reason="x")
+    ) == rejected("unknown_reference")
 
 
 def test_reversing_twice_is_already_reversed() -> None:
@@ -463,13 +545,19 @@ def test_reversing_twice_is_already_reversed() -> None:
         disburse("HH-1"),
         cmd("reverse", "HH-1", "2025-01-16", reference="D-1", reason="x"),
     ]
-    assert last(*story, cmd("reverse", "HH-1", "2025-01-17", reference="D-1", reason="y")) == rejected("already_reversed")
+    assert last(
+        *story, cmd("reverse", "HH-1", "2025-01-17", reference="D-1", reason="y")
+    ) == rejected("already_reversed")
 
 
 def test_a_full_cohort_counts_completed_but_not_withdrawn_enrolments() -> None:
     """cohort_full counts enrolments that are active or completed."""
     story = [household(), household("HH-2"), household("HH-3"), cohort(capacity=2)]
-    story += [enrol("EN-1"), enrol("EN-2", household_ref="HH-2"), cmd("complete", "EN-1", "2025-02-10")]
+    story += [
+        enrol("EN-1"),
+        enrol("EN-2", household_ref="HH-2"),
+        cmd("complete", "EN-1", "2025-02-10"),
+    ]
     assert last(*story, enrol("EN-3", household_ref="HH-3")) == rejected("cohort_full")
     story.append(cmd("withdraw", "EN-2", "2025-02-10", reason="x"))
     assert last(*story, enrol("EN-3", household_ref="HH-3")) == ACCEPTED
@@ -479,8 +567,12 @@ def test_a_household_enrols_once_per_cohort_unless_withdrawn() -> None:
     """already_enrolled until the earlier enrolment is withdrawn; completed still counts."""
     story = [household(), cohort(capacity=5), enrol("EN-1")]
     assert last(*story, enrol("EN-2")) == rejected("already_enrolled")
-    assert last(*story, cmd("complete", "EN-1", "2025-02-10"), enrol("EN-2")) == rejected("already_enrolled")
-    assert last(*story, cmd("withdraw", "EN-1", "2025-01-25", reason="x"), enrol("EN-2")) == ACCEPTED
+    assert last(*story, cmd("complete", "EN-1", "2025-02-10"), enrol("EN-2")) == rejected(
+        "already_enrolled"
+    )
+    assert (
+        last(*story, cmd("withdraw", "EN-1", "2025-01-25", reason="x"), enrol("EN-2")) == ACCEPTED
+    )
 
 
 def test_cohort_dates_bound_enrol_attend_and_complete() -> None:
@@ -491,7 +583,9 @@ def test_cohort_dates_bound_enrol_attend_and_complete() -> None:
     enrolled = [*story, enrol("EN-1", on="2025-01-20")]
     assert last(*enrolled, cmd("attend", "EN-1", "2025-01-31")) == rejected("outside_cohort_dates")
     assert last(*enrolled, cmd("attend", "EN-1", "2025-02-01")) == ACCEPTED
-    assert last(*enrolled, cmd("complete", "EN-1", "2025-03-01")) == rejected("outside_cohort_dates")
+    assert last(*enrolled, cmd("complete", "EN-1", "2025-03-01")) == rejected(
+        "outside_cohort_dates"
+    )
     assert last(*enrolled, cmd("follow_up", "EN-1", "2025-04-01", outcome="visited")) == ACCEPTED
 
 
@@ -509,9 +603,15 @@ def test_balances_as_of_a_date_count_only_what_happened_by_then() -> None:
     assert set(outcomes) == {ACCEPTED}
     row = {"ref": "HH-1", "kind": "household", "programme": "PKH"}
     assert model.balances(date(2025, 1, 9)) == []
-    assert model.balances(date(2025, 1, 10)) == [row | {"allocated": 0, "disbursed": 500_000, "outstanding": -500_000}]
-    assert model.balances(date(2025, 1, 20)) == [row | {"allocated": 750_000, "disbursed": 500_000, "outstanding": 250_000}]
-    assert model.balances() == [row | {"allocated": 750_000, "disbursed": 0, "outstanding": 750_000}]
+    assert model.balances(date(2025, 1, 10)) == [
+        row | {"allocated": 0, "disbursed": 500_000, "outstanding": -500_000}
+    ]
+    assert model.balances(date(2025, 1, 20)) == [
+        row | {"allocated": 750_000, "disbursed": 500_000, "outstanding": 250_000}
+    ]
+    assert model.balances() == [
+        row | {"allocated": 750_000, "disbursed": 0, "outstanding": 750_000}
+    ]
 
 
 def test_continuity_finds_gaps_between_contacts() -> None:
@@ -525,7 +625,11 @@ def test_continuity_finds_gaps_between_contacts() -> None:
     assert row["gaps"] == [{"from": "2025-04-01", "to": "2025-04-10", "days": 10}]
     assert (row["total_days"], row["covered_days"], row["longest_gap_days"]) == (121, 111, 10)
     assert row["coverage"] == 0.9174
-    assert (row["status"], row["last_contact_on"], row["end_on"]) == ("covered", "2025-04-11", "2025-05-01")
+    assert (row["status"], row["last_contact_on"], row["end_on"]) == (
+        "covered",
+        "2025-04-11",
+        "2025-05-01",
+    )
 
 
 def test_continuity_counts_enrolment_contacts_and_stops_at_close() -> None:
@@ -539,7 +643,11 @@ def test_continuity_counts_enrolment_contacts_and_stops_at_close() -> None:
     )
     assert set(outcomes) == {ACCEPTED}
     (row,) = model.continuity(date(2025, 12, 31))
-    assert (row["end_on"], row["status"], row["last_contact_on"]) == ("2025-03-15", "closed", "2025-03-01")
+    assert (row["end_on"], row["status"], row["last_contact_on"]) == (
+        "2025-03-15",
+        "closed",
+        "2025-03-01",
+    )
     assert row["covered_days"] == row["total_days"] == 74
 
 
@@ -559,10 +667,17 @@ def test_a_reversed_payment_is_not_a_contact_once_reversed() -> None:
 
 def test_show_hides_personal_data_once_forgotten() -> None:
     """show keeps the ref and kind but reads the PII as None after forget."""
-    model, _ = run(household(), cmd("close", "HH-1", reason="moved"), cmd("forget", "HH-1", reason="x"))
+    model, _ = run(
+        household(), cmd("close", "HH-1", reason="moved"), cmd("forget", "HH-1", reason="x")
+    )
     state = model.show("HH-1")
     assert state is not None
-    assert (state["ref"], state["kind"], state["closed"], state["forgotten"]) == ("HH-1", "household", True, True)
+    assert (state["ref"], state["kind"], state["closed"], state["forgotten"]) == (
+        "HH-1",
+        "household",
+        True,
+        True,
+    )
     assert state["head_nik"] is None and state["region"] == "64.08.04.2001"
     assert model.show("HH-9") is None
 
@@ -573,13 +688,17 @@ def test_show_hides_personal_data_once_forgotten() -> None:
 def test_the_model_reproduces_the_field_office_fixture() -> None:
     """Every non-blank line of field_office.jsonl gets its expected outcome."""
     text = (DATA / "field_office.jsonl").read_text(encoding="utf-8")
-    expected = [json.loads(line) for line in (DATA / "field_office.expected.jsonl").read_text().splitlines()]
+    expected = [
+        json.loads(line) for line in (DATA / "field_office.expected.jsonl").read_text().splitlines()
+    ]
     assert Model().import_text(text) == expected
 
 
 def test_the_fixture_meets_every_error_code() -> None:
     """field_office.expected.jsonl has a duplicate and at least one line per SPEC code."""
-    expected = [json.loads(line) for line in (DATA / "field_office.expected.jsonl").read_text().splitlines()]
+    expected = [
+        json.loads(line) for line in (DATA / "field_office.expected.jsonl").read_text().splitlines()
+    ]
     assert {r["code"] for r in expected if r["outcome"] == "rejected"} == set(CODES)
     assert any(r["outcome"] == "duplicate" for r in expected)
 
@@ -605,7 +724,17 @@ def test_the_model_answers_every_command_list(commands_: list[dict[str, Any]]) -
     model = Model()
     for command in commands_:
         outcome, code = model.execute(command)
-        assert (outcome, code) in {ACCEPTED, ("duplicate", None)} or (outcome == "rejected" and code in CODES)
+        assert (outcome, code) in {ACCEPTED, ("duplicate", None)} or (
+            outcome == "rejected" and code in CODES
+        )
     assert all(row["outstanding"] >= 0 for row in model.balances())
     for accepted in list(model.log):
         assert model.execute(accepted) == ("duplicate", None)
+
+
+@settings(max_examples=50, deadline=None)
+@given(registrations())
+def test_the_registration_prologue_is_accepted_in_full(prologue: list[dict[str, Any]]) -> None:
+    """Every command of registrations() is accepted on an empty ledger."""
+    model = Model()
+    assert [model.execute(c) for c in prologue] == [ACCEPTED] * len(prologue)
