@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import datetime
-import importlib.util
 import io
 import json
 import re
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
-
-if importlib.util.find_spec("dinsos_ledger") is None:  # not installed: use the source tree
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from dinsos_ledger.scenario import (
     DISTRICT,
