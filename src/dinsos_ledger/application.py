@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, ClassVar, Final, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
 import attrs
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -43,8 +43,14 @@ from dinsos_ledger.privacy import (
     pii_digest,
     seal,
 )
+from dinsos_ledger.loading import SubjectCache
 from dinsos_ledger.storage import Target, parse_target
 from dinsos_ledger.types import subject_id
+
+if TYPE_CHECKING:  # the projections build on this module; imported where first used
+    from eventsourcing.domain import DomainEvent
+
+    from dinsos_ledger.projections.views import Projections
 
 __all__ = ["DEFAULT_DESIL_LIMIT", "Ledger", "LedgerApplication", "Outcome"]
 
@@ -116,6 +122,8 @@ class _Batch:
         self.known = known
         self.loaded: dict[uuid.UUID, Subject | None] = {}
         self.touched: dict[uuid.UUID, Subject] = {}
+        self.versions_before: dict[uuid.UUID, int] = {}
+        self.events: list[Any] = []
         self.commands: list[tuple[str, str]] = []
         self.keys: list[tuple[uuid.UUID, bytes]] = []
         self.shred: list[uuid.UUID] = []
@@ -123,13 +131,12 @@ class _Batch:
     def get(self, ref: str) -> Subject | None:
         sid = subject_id(ref)
         if sid not in self.loaded:
-            try:
-                # No defensive copy: rules are checked before any event is triggered, and
-                # the cache is dropped whenever a batch fails (see Ledger.apply_batch).
-                self.loaded[sid] = self.ledger.repository.get(sid, deepcopy_from_cache=False)
-            except AggregateNotFoundError:
-                self.loaded[sid] = None
+            self.loaded.update(self.ledger._cache.load([sid]))
         return self.loaded[sid]
+
+    def prefetch(self, refs: Iterable[str]) -> None:
+        """Load the subjects a batch names in one read (see :mod:`dinsos_ledger.loading`)."""
+        self.loaded.update(self.ledger._cache.load(subject_id(ref) for ref in refs))
 
     def require(self, ref: str, field: str = "ref") -> Subject:
         subject = self.get(ref)
@@ -140,6 +147,11 @@ class _Batch:
         return subject
 
     def add(self, subject: Subject) -> None:
+        """Keep the events ``subject`` has pending, in the order the commands came."""
+        pending = subject.collect_events()
+        if subject.id not in self.touched:
+            self.versions_before[subject.id] = subject.version - len(pending)
+        self.events.extend(pending)
         self.loaded[subject.id] = subject
         self.touched[subject.id] = subject
 
@@ -184,7 +196,7 @@ class Ledger:
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.target: Target = parse_target(target)
-        settings = {"AGGREGATE_CACHE_MAXSIZE": "20000", **self.target.env, **(env or {})}
+        settings = {**self.target.env, **(env or {})}
         try:
             self.app = LedgerApplication(env=settings)
         except PersistenceError as e:
@@ -195,6 +207,7 @@ class Ledger:
         self.repository = self.app.repository
         self.recorder = self.app.recorder
         self.keyring = KeyRing(self.master_key, _KeyStore(self.recorder))
+        self._cache = SubjectCache(self.app)
         self.desil_limits: dict[str, int] = dict(desil_limits or {})
 
     def _load_master_key(self) -> MasterKey:
@@ -251,9 +264,7 @@ class Ledger:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _drop_cache(self) -> None:
-        cache = self.repository.cache
-        if cache is not None:
-            self.repository.cache = type(cache)(maxsize=cache.maxsize)  # type: ignore[call-arg,attr-defined]
+        self._cache.clear()
 
     def _apply_once(
         self, parsed: Sequence[tuple[str | None, cmd.Command | LedgerError, bytes]]
@@ -263,20 +274,19 @@ class Ledger:
             known = dict(self.recorder.select_command_digests(ids))  # type: ignore[attr-defined]
         except (PersistenceError, OSError) as e:
             raise StorageError(f"cannot read the ledger at {self.target.display}: {e}") from e
+        head = self._cache.sync()
         batch = _Batch(self, known)
+        batch.prefetch(_refs_named(c for _, c, _ in parsed if isinstance(c, cmd.Command)))
         outcomes: list[Outcome] = []
         for shown_id, command, body in parsed:
             if isinstance(command, LedgerError):
                 outcomes.append(Outcome("rejected", shown_id, command.code, command.message))
                 continue
             outcomes.append(self._apply_one(batch, command, body))
-        if batch.touched:
+        if batch.events:
             try:
-                self.app.save(
-                    *batch.touched.values(),
-                    commands=batch.commands,
-                    keys=batch.keys,
-                    shred=batch.shred,
+                recordings = self.app.events.put(
+                    batch.events, commands=batch.commands, keys=batch.keys, shred=batch.shred
                 )
             except IntegrityError:
                 raise
@@ -284,7 +294,24 @@ class Ledger:
                 raise StorageError(f"cannot write to the ledger at {self.target.display}: {e}") from e
             for sid in batch.shred:
                 self.keyring.forget(sid)
+            positions = [r.notification.id for r in recordings]
+            self._cache.committed(batch.touched.values(), positions, head)
+            self._snapshot(batch)
         return outcomes
+
+    def _snapshot(self, batch: _Batch) -> None:
+        """Snapshot each subject whose history crossed a multiple of the interval."""
+        store = self.app.snapshots
+        if store is None:
+            return
+        taken = []
+        for sid, subject in batch.touched.items():
+            interval = self.app.snapshotting_intervals.get(type(subject))
+            if interval and subject.version // interval > batch.versions_before[sid] // interval:
+                taken.append(type(subject).Snapshot.take(subject))
+        if taken:
+            # Derived data, written after the batch commits: losing it costs only speed.
+            store.put(taken)
 
     def _apply_one(self, batch: _Batch, command: cmd.Command, body: bytes) -> Outcome:
         digest = pii_digest(self.master_key, "command-body", body)
@@ -723,6 +750,37 @@ class Ledger:
             raise UnknownSubject(f"{ref} is not registered")
         return events
 
+    def events(self, after: int = 0, page: int = 1000) -> Iterator[tuple[int, DomainEvent]]:
+        """Stream ``(position, event)`` of every event recorded after position ``after``.
+
+        Events are read ``page`` at a time and decoded through the ledger's mapper, so the
+        whole log can be walked in bounded memory.
+        """
+        mapper = self.app.mapper
+        while True:
+            try:
+                notifications = self.recorder.select_notifications(
+                    after, page, inclusive_of_start=False
+                )
+            except (PersistenceError, OSError) as e:
+                raise StorageError(f"cannot read the ledger at {self.target.display}: {e}") from e
+            if not notifications:
+                return
+            for notification in notifications:
+                yield notification.id, mapper.to_domain_event(notification)
+            after = notifications[-1].id
+
+    @property
+    def projections(self) -> Projections:
+        """The ledger's read models (balances, continuity …), created on first use."""
+        cached: Projections | None = self.__dict__.get("_projections")
+        if cached is None:
+            from dinsos_ledger.projections import views
+
+            cached = views.Projections(self)
+            self.__dict__["_projections"] = cached
+        return cached
+
     def describe(self, subject: Subject) -> dict[str, Any]:
         """JSON-ready state of ``subject`` with its personal data opened where the key exists."""
         data = subject.view()
@@ -743,6 +801,15 @@ class Ledger:
 
     def __exit__(self, *exc: object) -> None:
         self.disconnect()
+
+
+def _refs_named(commands: Iterable[cmd.Command]) -> list[str]:
+    refs: list[str] = []
+    for c in commands:
+        refs.append(c.ref)
+        if isinstance(c, cmd.Enrol):
+            refs.extend((c.cohort, c.household))
+    return refs
 
 
 def _printable_id(value: Any) -> str | None:

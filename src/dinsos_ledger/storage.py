@@ -137,6 +137,15 @@ def _links(
     return links
 
 
+def _stored(row: Any) -> StoredEvent:
+    return StoredEvent(
+        originator_id=UUID(str(row[0])) if not isinstance(row[0], UUID) else row[0],
+        originator_version=row[1],
+        topic=row[2],
+        state=bytes(row[3]),
+    )
+
+
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     """SQLite recorder that also keeps command ids, data keys and the chain, atomically."""
 
@@ -188,6 +197,58 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 c.execute(f"SELECT id, digest FROM dinsos_commands WHERE id IN ({marks})", chunk)
                 found.update((row[0], row[1]) for row in c.fetchall())
         return found
+
+    def select_events_of(
+        self, subject_ids: Sequence[UUID], *, snapshots_table: str = "stored_snapshots"
+    ) -> tuple[list[StoredEvent], list[StoredEvent]]:
+        """The latest snapshot (if any) and the later events of each of ``subject_ids``.
+
+        One read transaction for a whole batch of subjects, instead of one per subject.
+        Returns ``(snapshots, events)``, events ordered by subject and version.
+        """
+        snapshots: dict[str, StoredEvent] = {}
+        events: list[StoredEvent] = []
+        hexes = [sid.hex for sid in subject_ids]
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(hexes), 500):
+                chunk = hexes[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                c.execute(
+                    f"SELECT originator_id, originator_version, topic, state FROM {snapshots_table} "
+                    f"WHERE originator_id IN ({marks}) ORDER BY originator_id, originator_version",
+                    chunk,
+                )
+                for row in c.fetchall():
+                    snapshots[row[0]] = _stored(row)
+                plain = [h for h in chunk if h not in snapshots]
+                if plain:
+                    marks = ",".join("?" * len(plain))
+                    c.execute(
+                        f"SELECT originator_id, originator_version, topic, state "
+                        f"FROM {self.events_table_name} WHERE originator_id IN ({marks}) "
+                        "ORDER BY originator_id, originator_version",
+                        plain,
+                    )
+                    events.extend(_stored(row) for row in c.fetchall())
+            for hex_id, snapshot in snapshots.items():
+                c.execute(
+                    f"SELECT originator_id, originator_version, topic, state "
+                    f"FROM {self.events_table_name} WHERE originator_id = ? "
+                    "AND originator_version > ? ORDER BY originator_version",
+                    (hex_id, snapshot.originator_version),
+                )
+                events.extend(_stored(row) for row in c.fetchall())
+        return list(snapshots.values()), events
+
+    def select_originators_after(self, position: int, *, limit: int) -> list[tuple[int, UUID]]:
+        """``(position, subject id)`` of up to ``limit`` events recorded after ``position``."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT rowid, originator_id FROM {self.events_table_name} WHERE rowid > ? "
+                "ORDER BY rowid LIMIT ?",
+                (position, limit),
+            )
+            return [(row[0], UUID(row[1])) for row in c.fetchall()]
 
     def select_wrapped_key(self, subject_id: UUID) -> bytes | None:
         """The wrapped data key of a subject, or None once shredded."""
@@ -312,6 +373,56 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 (ids,),
             )
             return {row["id"]: row["digest"] for row in curs.fetchall()}
+
+    def select_events_of(
+        self, subject_ids: Sequence[UUID], *, snapshots_table: str = "ledger_snapshots"
+    ) -> tuple[list[StoredEvent], list[StoredEvent]]:
+        """The latest snapshot (if any) and the later events of each of ``subject_ids``."""
+        snapshots: dict[UUID, StoredEvent] = {}
+        events: list[StoredEvent] = []
+        ids = list(subject_ids)
+        table = SQL("{0}.{1}").format(Identifier(self.datastore.schema), Identifier(snapshots_table))
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL(
+                    "SELECT DISTINCT ON (originator_id) originator_id, originator_version, topic, "
+                    "state FROM {0} WHERE originator_id = ANY(%s) "
+                    "ORDER BY originator_id, originator_version DESC"
+                ).format(table),
+                (ids,),
+            )
+            for row in curs.fetchall():
+                snapshots[row["originator_id"]] = _stored(
+                    (row["originator_id"], row["originator_version"], row["topic"], row["state"])
+                )
+            plain = [sid for sid in ids if sid not in snapshots]
+            versions = [0] * len(plain) + [s.originator_version for s in snapshots.values()]
+            curs.execute(
+                SQL(
+                    "SELECT e.originator_id, e.originator_version, e.topic, e.state "
+                    "FROM {0} e JOIN unnest(%s::uuid[], %s::bigint[]) AS w(id, after) "
+                    "ON e.originator_id = w.id AND e.originator_version > w.after "
+                    "ORDER BY e.originator_id, e.originator_version"
+                ).format(self.events_table),
+                ([*plain, *snapshots], versions),
+            )
+            events = [
+                _stored((r["originator_id"], r["originator_version"], r["topic"], r["state"]))
+                for r in curs.fetchall()
+            ]
+        return list(snapshots.values()), events
+
+    def select_originators_after(self, position: int, *, limit: int) -> list[tuple[int, UUID]]:
+        """``(position, subject id)`` of up to ``limit`` events recorded after ``position``."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL(
+                    "SELECT notification_id, originator_id FROM {0} WHERE notification_id > %s "
+                    "ORDER BY notification_id LIMIT %s"
+                ).format(self.events_table),
+                (position, limit),
+            )
+            return [(row["notification_id"], row["originator_id"]) for row in curs.fetchall()]
 
     def select_wrapped_key(self, subject_id: UUID) -> bytes | None:
         """The wrapped data key of a subject, or None once shredded."""

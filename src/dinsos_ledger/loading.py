@@ -1,0 +1,103 @@
+"""Loading subjects for a batch of commands: in bulk, and from a cache kept between batches.
+
+A batch names its subjects up front, so they are read in one query (their latest snapshots
+and the events after them) instead of one query per command. Subjects stay cached between
+batches; the cache is valid up to a log position (``head``). Before each batch the cache is
+brought level with the store: if another writer recorded events since, exactly the subjects
+it touched are evicted (or everything, after a long absence). So the cache never serves a
+subject older than the store, and the optimistic-concurrency check at insert time catches
+the rest.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
+from uuid import UUID
+
+from dinsos_ledger.aggregates import Subject
+
+__all__ = ["SubjectCache"]
+
+_RESYNC_LIMIT: Final = 5_000
+
+
+class SubjectCache:
+    """Subjects kept between batches, valid up to the log position :attr:`head`."""
+
+    def __init__(self, app: Any, maxsize: int = 50_000) -> None:
+        self.app = app
+        self.maxsize = maxsize
+        self.head: int | None = None
+        self._items: OrderedDict[UUID, Subject] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        """Forget every cached subject (after a failed batch, or to be safe)."""
+        self._items.clear()
+        self.head = None
+
+    def sync(self) -> int:
+        """Evict subjects recorded by other writers since :attr:`head`; return the log head."""
+        recorder = self.app.recorder
+        head: int = recorder.max_notification_id() or 0
+        if self.head is None or head < self.head or head - self.head > _RESYNC_LIMIT:
+            self._items.clear()
+        elif head > self.head:
+            for _, subject_id in recorder.select_originators_after(self.head, limit=head - self.head):
+                self._items.pop(subject_id, None)
+        self.head = head
+        return head
+
+    def load(self, subject_ids: Iterable[UUID]) -> dict[UUID, Subject | None]:
+        """The current state of each subject, ``None`` for those never registered."""
+        found: dict[UUID, Subject | None] = {}
+        missing: list[UUID] = []
+        for sid in dict.fromkeys(subject_ids):
+            cached = self._items.get(sid)
+            if cached is None:
+                missing.append(sid)
+            else:
+                self._items.move_to_end(sid)
+                found[sid] = cached
+        if missing:
+            found.update(self._read(missing))
+        return found
+
+    def _read(self, subject_ids: Sequence[UUID]) -> dict[UUID, Subject | None]:
+        mapper = self.app.mapper
+        snapshots, events = self.app.recorder.select_events_of(subject_ids)
+        built: dict[UUID, Any] = {}
+        for stored in snapshots:
+            snapshot = mapper.to_domain_event(stored)
+            built[snapshot.originator_id] = snapshot.mutate(None)
+        for stored in events:
+            event = mapper.to_domain_event(stored)
+            built[event.originator_id] = event.mutate(built.get(event.originator_id))
+        result: dict[UUID, Subject | None] = {}
+        for sid in subject_ids:
+            subject = built.get(sid)
+            result[sid] = subject
+            if subject is not None:
+                self._put(sid, subject)
+        return result
+
+    def _put(self, sid: UUID, subject: Subject) -> None:
+        self._items[sid] = subject
+        self._items.move_to_end(sid)
+        while len(self._items) > self.maxsize:
+            self._items.popitem(last=False)
+
+    def committed(
+        self, subjects: Iterable[Subject], positions: Sequence[int], head_before: int
+    ) -> None:
+        """Keep the subjects a batch recorded; advance :attr:`head` if no one else wrote."""
+        for subject in subjects:
+            self._put(subject.id, subject)
+        # Positions right after the old head mean no other writer came in between; otherwise
+        # leave the head where it was, so the next sync evicts what was written meanwhile.
+        if positions and positions[0] == head_before + 1 and self.head == head_before:
+            self.head = positions[-1]
