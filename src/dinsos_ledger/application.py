@@ -393,10 +393,10 @@ class Ledger:
 
     @staticmethod
     def _check_applies(c: cmd.Command, subject: Subject) -> None:
-        kinds = _APPLIES[c.name]
+        kinds = _APPLIES[c.COMMAND]
         if not isinstance(subject, kinds):
             names = ", ".join(k.kind.value for k in kinds)
-            msg = f"{c.name} applies to {names}, not to {subject.kind.value} {subject.ref}"
+            msg = f"{c.COMMAND} applies to {names}, not to {subject.kind.value} {subject.ref}"
             raise NotApplicable(msg)
         if isinstance(c, cmd.Assess):
             if isinstance(subject, Household) and c.desil is None:
@@ -486,13 +486,14 @@ class Ledger:
     # ------------------------------------------------------------- typed API
 
     def _typed(self, name: str, fields: dict[str, Any]) -> Outcome:
-        body = {"command": name}
+        body: dict[str, Any] = {"command": name}
         body.update({k: v for k, v in fields.items() if v is not None or k == "id"})
         if body.get("id") is None:
             body["id"] = f"api-{uuid.uuid4()}"
         for key in ("on", "starts", "ends"):
-            if isinstance(body.get(key), date):
-                body[key] = body[key].isoformat()
+            value = body.get(key)
+            if isinstance(value, date):
+                body[key] = value.isoformat()
         outcome = self.execute(body)
         if outcome.rejected:
             raise _error_for(outcome)

@@ -122,7 +122,7 @@ _Hook = Callable[[Any], Any]
 _SHook = Callable[[Any, Any], Any]
 
 @cache
-def event_fields(cls: type[Any]) -> tuple[tuple[str, Any], ...]:
+def event_fields(cls: Any) -> tuple[tuple[str, Any], ...]:
     """Return ``(name, type)`` of the stored fields of an event class (not id and version)."""
     hints = typing.get_type_hints(cls)
     return tuple(
@@ -133,12 +133,12 @@ def event_fields(cls: type[Any]) -> tuple[tuple[str, Any], ...]:
 
 
 @cache
-def _unstructure_plan(cls: type[Any]) -> tuple[tuple[str, _Hook], ...]:
+def _unstructure_plan(cls: Any) -> tuple[tuple[str, _Hook], ...]:
     return tuple((name, converter.get_unstructure_hook(tp)) for name, tp in event_fields(cls))
 
 
 @cache
-def _structure_plan(cls: type[Any]) -> dict[str, tuple[_SHook, Any]]:
+def _structure_plan(cls: Any) -> dict[str, tuple[_SHook, Any]]:
     return {name: (converter.get_structure_hook(tp), tp) for name, tp in event_fields(cls)}
 
 
@@ -157,7 +157,7 @@ class LedgerMapper(Mapper[UUID]):
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         """Unstructure ``domain_event`` into a :class:`StoredEvent`."""
-        cls = type(domain_event)
+        cls: Any = type(domain_event)
         values = vars(domain_event)
         if isinstance(domain_event, Snapshot):
             return StoredEvent(

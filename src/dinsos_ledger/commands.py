@@ -74,14 +74,14 @@ class Command:
     actor: str
     note: str | None = None
 
-    name: ClassVar[str] = ""
+    COMMAND: ClassVar[str] = ""
 
 
 @attrs.frozen(kw_only=True)
 class RegisterHousehold(Command):
     """Register a new household (keluarga)."""
 
-    name: ClassVar[str] = "register_household"
+    COMMAND: ClassVar[str] = "register_household"
 
     region: RegionCode
     members: int
@@ -94,7 +94,7 @@ class RegisterHousehold(Command):
 class RegisterVeteran(Command):
     """Register a new veteran."""
 
-    name: ClassVar[str] = "register_veteran"
+    COMMAND: ClassVar[str] = "register_veteran"
 
     region: RegionCode
     nik: str = attrs.field(repr=False)
@@ -105,7 +105,7 @@ class RegisterVeteran(Command):
 class PlanCohort(Command):
     """Plan a new training cohort."""
 
-    name: ClassVar[str] = "plan_cohort"
+    COMMAND: ClassVar[str] = "plan_cohort"
 
     region: RegionCode
     programme: Programme
@@ -118,7 +118,7 @@ class PlanCohort(Command):
 class Assess(Command):
     """Assess a household (``desil``) or a veteran (``eligible``): exactly one is set."""
 
-    name: ClassVar[str] = "assess"
+    COMMAND: ClassVar[str] = "assess"
 
     desil: int | None = None
     eligible: bool | None = None
@@ -128,7 +128,7 @@ class Assess(Command):
 class Allocate(Command):
     """Allocate money to a household, veteran or cohort."""
 
-    name: ClassVar[str] = "allocate"
+    COMMAND: ClassVar[str] = "allocate"
 
     programme: Programme
     amount: Rupiah
@@ -140,7 +140,7 @@ class Allocate(Command):
 class Disburse(Command):
     """Pay money to a household, veteran or cohort."""
 
-    name: ClassVar[str] = "disburse"
+    COMMAND: ClassVar[str] = "disburse"
 
     programme: Programme
     amount: Rupiah
@@ -152,7 +152,7 @@ class Disburse(Command):
 class Reverse(Command):
     """Reverse an earlier disbursement."""
 
-    name: ClassVar[str] = "reverse"
+    COMMAND: ClassVar[str] = "reverse"
 
     reference: Reference
     reason: str
@@ -162,7 +162,7 @@ class Reverse(Command):
 class FollowUp(Command):
     """Follow up a household, veteran or enrolment."""
 
-    name: ClassVar[str] = "follow_up"
+    COMMAND: ClassVar[str] = "follow_up"
 
     outcome: FollowUpOutcome
 
@@ -171,7 +171,7 @@ class FollowUp(Command):
 class Enrol(Command):
     """Enrol a household in a cohort; ``ref`` is the new enrolment's ref."""
 
-    name: ClassVar[str] = "enrol"
+    COMMAND: ClassVar[str] = "enrol"
 
     cohort: str
     household: str
@@ -181,21 +181,21 @@ class Enrol(Command):
 class Attend(Command):
     """Record attendance of an enrolment."""
 
-    name: ClassVar[str] = "attend"
+    COMMAND: ClassVar[str] = "attend"
 
 
 @attrs.frozen(kw_only=True)
 class Complete(Command):
     """Record completion of an enrolment."""
 
-    name: ClassVar[str] = "complete"
+    COMMAND: ClassVar[str] = "complete"
 
 
 @attrs.frozen(kw_only=True)
 class Withdraw(Command):
     """Withdraw an enrolment."""
 
-    name: ClassVar[str] = "withdraw"
+    COMMAND: ClassVar[str] = "withdraw"
 
     reason: str
 
@@ -204,7 +204,7 @@ class Withdraw(Command):
 class Close(Command):
     """Close a household's or veteran's case."""
 
-    name: ClassVar[str] = "close"
+    COMMAND: ClassVar[str] = "close"
 
     reason: CloseReason
 
@@ -213,7 +213,7 @@ class Close(Command):
 class Forget(Command):
     """Crypto-shred a closed household's or veteran's personal data."""
 
-    name: ClassVar[str] = "forget"
+    COMMAND: ClassVar[str] = "forget"
 
     reason: str
 
@@ -472,7 +472,7 @@ def parse_command(data: Any) -> Command:
         unknown = sorted(set(data) - set(parsers) - set(optional))
         problems.extend((field, f"unknown field '{_safe_key(field)}'") for field in unknown)
     if spec is not None and not problems:
-        problems.extend(_cross_field_problems(name, data, values))
+        problems.extend(_cross_field_problems(spec[0].COMMAND, data, values))
     if problems:
         message = "; ".join(text for _, text in problems)
         raise InvalidCommand(message, field=problems[0][0])

@@ -7,9 +7,11 @@ stored JSON of an event reads like the command that caused it.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import uuid
-from typing import Final, NewType
+from collections.abc import Callable
+from typing import Any, Final, NewType
 
 import attrs
 
@@ -46,6 +48,7 @@ REFERENCE_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}")
 PERIOD_RE: Final = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 
 
+@functools.lru_cache(maxsize=65_536)
 def subject_id(ref: str) -> uuid.UUID:
     """Return the aggregate id of the subject with case number ``ref``.
 
@@ -97,7 +100,10 @@ class CloseReason(enum.Enum):
     OTHER = "other"
 
 
-def _matches(pattern: re.Pattern[str], what: str) -> object:
+_Validator = Callable[[Any, "attrs.Attribute[str]", str], None]
+
+
+def _matches(pattern: re.Pattern[str], what: str) -> _Validator:
     def check(_: object, attribute: attrs.Attribute[str], value: str) -> None:
         if not isinstance(value, str) or pattern.fullmatch(value) is None:
             msg = f"'{attribute.name}' must be {what} (got {value!r})"
