@@ -78,8 +78,9 @@ Readings of the SPEC
 Where the SPEC is silent or could be read two ways, this model chooses as follows.
 
 1. A line is parsed as strict JSON: ``NaN``/``Infinity``, a duplicated key in an object,
-   invalid UTF-8, a byte-order mark, nesting too deep for the parser and integers too long
-   for Python's parser are all ``invalid``.
+   invalid UTF-8, a byte-order mark inside a line, nesting too deep for the parser and
+   integers too long for Python's parser are all ``invalid``; a byte-order mark opening
+   the file is ignored (RFC 8259 lets parsers ignore it; spreadsheet exports write one).
 2. A string containing a NUL character or a lone surrogate (possible through ``\\u``
    escapes) is ``invalid``: it cannot be stored as UTF-8 text (nor in PostgreSQL).
 3. Lengths are counted in Unicode code points. ``actor`` must be non-empty; a blank actor
@@ -488,6 +489,8 @@ class Model:
         """Execute every non-blank line of a command file; one result per such line."""
         results = []
         for number, line in enumerate(text.split("\n"), start=1):
+            if number == 1 and line.startswith("\ufeff"):
+                line = line[1:]  # a byte-order mark opening the file is not content
             if line.strip(" \t\r") == "":
                 continue
             outcome, code = self.execute(line)

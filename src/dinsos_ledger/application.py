@@ -11,6 +11,8 @@ the fresh state, so concurrent writers never record a command twice.
 from __future__ import annotations
 
 import os
+import random
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, timezone
@@ -34,6 +36,7 @@ from dinsos_ledger.errors import (
     NotApplicable,
     StorageError,
     UnknownSubject,
+    UnknownVersion,
 )
 from dinsos_ledger.privacy import (
     KeyRing,
@@ -56,7 +59,7 @@ __all__ = ["DEFAULT_DESIL_LIMIT", "Ledger", "LedgerApplication", "Outcome"]
 
 #: The highest desil that may receive an allocation unless a programme has its own limit.
 DEFAULT_DESIL_LIMIT: Final = 4
-_MAX_ATTEMPTS: Final = 8
+_MAX_ATTEMPTS: Final = 30
 
 Status = Literal["accepted", "duplicate", "rejected"]
 
@@ -114,6 +117,10 @@ class _KeyStore:
         raise NotImplementedError(msg)
 
 
+class _Raced(Exception):
+    """Another writer recorded a command of the batch while the batch was being read."""
+
+
 class _Batch:
     """The working state of one batch: loaded aggregates, pending records, known ids."""
 
@@ -127,6 +134,15 @@ class _Batch:
         self.commands: list[tuple[str, str]] = []
         self.keys: list[tuple[uuid.UUID, bytes]] = []
         self.shred: list[uuid.UUID] = []
+        self.read_only: dict[uuid.UUID, int] = {}
+
+    def depends_on(self, subject: Subject) -> None:
+        """Note that an accepted command rests on ``subject`` as read, writing nothing to it."""
+        self.read_only.setdefault(subject.id, subject.version)
+
+    def expected_versions(self) -> list[tuple[uuid.UUID, int]]:
+        """The subjects read but not written, with the versions read: unchanged at commit."""
+        return [(sid, v) for sid, v in self.read_only.items() if sid not in self.touched]
 
     def get(self, ref: str) -> Subject | None:
         sid = subject_id(ref)
@@ -249,7 +265,7 @@ class Ledger:
         for attempt in range(_MAX_ATTEMPTS):
             try:
                 return self._apply_once(parsed)
-            except IntegrityError:
+            except (IntegrityError, _Raced):
                 # Another writer recorded first: work the batch out again from fresh state.
                 self._drop_cache()
                 if attempt == _MAX_ATTEMPTS - 1:
@@ -257,11 +273,25 @@ class Ledger:
                         f"gave up after {_MAX_ATTEMPTS} conflicting writes to "
                         f"{self.target.display}; nothing of this batch was recorded"
                     ) from None
+                # A random, growing pause: without it a long batch can lose every attempt
+                # to writers of short batches touching the same subjects.
+                time.sleep(random.uniform(0.0, min(1.0, 0.01 * 2**attempt)))
+            except PersistenceError as e:
+                # Reads (cache sync, bulk loads) fail with the store's own errors.
+                self._drop_cache()
+                raise StorageError(f"cannot read the ledger at {self.target.display}: {e}") from e
             except BaseException:
                 # Cached aggregates may hold events that were never recorded.
                 self._drop_cache()
                 raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _known(self, ids: Sequence[str]) -> dict[str, str]:
+        """The stored digests of those of ``ids`` that were accepted."""
+        try:
+            return dict(self.recorder.select_command_digests(ids))  # type: ignore[attr-defined]
+        except (PersistenceError, OSError) as e:
+            raise StorageError(f"cannot read the ledger at {self.target.display}: {e}") from e
 
     def _drop_cache(self) -> None:
         self._cache.clear()
@@ -270,13 +300,16 @@ class Ledger:
         self, parsed: Sequence[tuple[str | None, cmd.Command | LedgerError, bytes]]
     ) -> list[Outcome]:
         ids = [c.id for _, c, _ in parsed if isinstance(c, cmd.Command)]
-        try:
-            known = dict(self.recorder.select_command_digests(ids))  # type: ignore[attr-defined]
-        except (PersistenceError, OSError) as e:
-            raise StorageError(f"cannot read the ledger at {self.target.display}: {e}") from e
+        known = self._known(ids)
         head = self._cache.sync()
         batch = _Batch(self, known)
         batch.prefetch(_refs_named(c for _, c, _ in parsed if isinstance(c, cmd.Command)))
+        # The accepted ids and the subjects are read at different moments. If another writer
+        # recorded a command of this batch in between, the subjects and the ids disagree
+        # about it: judged against them, a recorded command would be refused (as
+        # already_registered, say), or a later one judged without its effects. Read again.
+        if ids and self._known(ids) != known:
+            raise _Raced
         outcomes: list[Outcome] = []
         for shown_id, command, body in parsed:
             if isinstance(command, LedgerError):
@@ -286,7 +319,11 @@ class Ledger:
         if batch.events:
             try:
                 recordings = self.app.events.put(
-                    batch.events, commands=batch.commands, keys=batch.keys, shred=batch.shred
+                    batch.events,
+                    commands=batch.commands,
+                    keys=batch.keys,
+                    shred=batch.shred,
+                    expect=batch.expected_versions(),
                 )
             except IntegrityError:
                 raise
@@ -471,6 +508,9 @@ class Ledger:
                 )
                 raise BeforeRegistration(msg)
         cohort.take_seat(stamp, household.ref, c.ref)
+        # The household is read (open?) but not written: another writer closing it before
+        # this batch commits must make the batch start again (see _Batch.depends_on).
+        batch.depends_on(household)
         enrolment = Enrolment._create(
             Enrolment.Enrolled,
             id=subject_id(c.ref),
@@ -706,6 +746,9 @@ class Ledger:
             subject: Subject = self.repository.get(subject_id(ref), version=version)
         except AggregateNotFoundError:
             raise UnknownSubject(f"{ref} is not registered") from None
+        if version is not None and subject.version < version:
+            msg = f"{ref} has {subject.version} events: there is no version {version}"
+            raise UnknownVersion(msg)
         return subject
 
     def show(
@@ -757,7 +800,7 @@ class Ledger:
         Events are read ``page`` at a time and decoded through the ledger's mapper, so the
         whole log can be walked in bounded memory.
         """
-        mapper = self.app.mapper
+        mapper: Any = self.app.mapper  # the ledger's LedgerMapper: decodes to DomainEvent
         while True:
             try:
                 notifications = self.recorder.select_notifications(

@@ -296,8 +296,9 @@ def _digits16(value: Any) -> str:
 def _person_name(value: Any) -> str:
     if not isinstance(value, str):
         raise _Bad(f"a string (got {_kind(value)})")
-    if not 1 <= len(value) <= 200 or not value.strip():
-        raise _Bad(f"1–200 characters, not all blank (got {len(value)} characters)")
+    # SPEC section 3 sets a length only (1–200 characters), as it does for ``actor``.
+    if not 1 <= len(value) <= 200:
+        raise _Bad(f"1–200 characters long (got {len(value)} characters)")
     _storable(value)
     return value
 

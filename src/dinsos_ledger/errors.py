@@ -22,6 +22,7 @@ __all__ = [
     "StorageError",
     "UnknownReference",
     "UnknownSubject",
+    "UnknownVersion",
     "CODES",
 ]
 
@@ -56,6 +57,12 @@ class UnknownSubject(LedgerError, LookupError):
     """Raised when a command names a ref that is not registered."""
 
     code = "unknown_subject"
+
+
+class UnknownVersion(LedgerError, LookupError):
+    """Raised when a subject is asked for as of a version it has not reached."""
+
+    code = "unknown_version"
 
 
 class RuleViolation(LedgerError, ValueError):

@@ -125,8 +125,8 @@ def read_commands(
             continue
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]  # a byte-order mark from spreadsheet exports is not content
-        if not raw.strip():
-            continue
+        if not raw.strip(b" \t\r\n"):
+            continue  # blank: spaces, tabs and line ends only
         yield number, _decode(raw.rstrip(b"\r\n"))
 
 

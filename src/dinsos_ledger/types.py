@@ -42,10 +42,10 @@ SubjectRef = NewType("SubjectRef", str)
 """The department's case number, ``^[A-Z0-9][A-Z0-9-]{1,63}$``; not personal data."""
 
 REF_RE: Final = re.compile(r"[A-Z0-9][A-Z0-9-]{1,63}")
-REGION_RE: Final = re.compile(r"\d{2}\.\d{2}\.\d{2}\.\d{4}")
+REGION_RE: Final = re.compile(r"[0-9]{2}\.[0-9]{2}\.[0-9]{2}\.[0-9]{4}")
 PROGRAMME_RE: Final = re.compile(r"[A-Z][A-Z0-9_]{1,31}")
 REFERENCE_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}")
-PERIOD_RE: Final = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+PERIOD_RE: Final = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 
 
 @functools.lru_cache(maxsize=65_536)

@@ -155,9 +155,11 @@ def compute_timeline(
     covered = 0
     # `cursor` is the first day of the window not yet accounted for as covered or gap.
     cursor = registered_on
+    reached_end = False
     for contact in counted:
         start = max(contact, registered_on)
-        stop = min(contact + reach, end)
+        # Compare before adding, so a window near date.max never overflows.
+        stop = end if (end - contact) <= reach else contact + reach
         if stop < cursor:
             continue  # wholly before the window or inside stretches already counted
         if start > cursor:
@@ -165,8 +167,11 @@ def compute_timeline(
         else:
             start = cursor
         covered += (stop - start).days + 1
+        if stop == end:
+            reached_end = True
+            break
         cursor = stop + _ONE_DAY
-    if cursor <= end:
+    if not reached_end:
         gaps.append(Gap(cursor, end))
 
     total = (end - registered_on).days + 1
