@@ -7,8 +7,10 @@ Exit status: 0 success, 1 the ledger refused something (rejects, failed verifica
 from __future__ import annotations
 
 from dinsos_ledger.cli import ledger_verbs
+from dinsos_ledger.cli import projection_verbs
 from dinsos_ledger.cli.base import main
 
 __all__ = ["main"]
 
 ledger_verbs.register(main)
+projection_verbs.register(main)
