@@ -331,6 +331,8 @@ class Ledger:
                 raise StorageError(f"cannot write to the ledger at {self.target.display}: {e}") from e
             for sid in batch.shred:
                 self.keyring.forget(sid)
+            if batch.shred and hasattr(self.recorder, "purge_shredded"):
+                self.recorder.purge_shredded()
             positions = [r.notification.id for r in recordings]
             self._cache.committed(batch.touched.values(), positions, head)
             self._snapshot(batch)

@@ -471,7 +471,7 @@ def parse_command(data: Any) -> Command:
                 problems.append((field, f"'{field}' must be {bad}"))
     if spec is not None:
         unknown = sorted(set(data) - set(parsers) - set(optional))
-        problems.extend((field, f"unknown field '{_safe_key(field)}'") for field in unknown)
+        problems.extend((field, _unknown_field(field)) for field in unknown)
     if spec is not None and not problems:
         problems.extend(_cross_field_problems(spec[0].COMMAND, data, values))
     if problems:
@@ -481,8 +481,15 @@ def parse_command(data: Any) -> Command:
     return spec[0](**values)
 
 
-def _safe_key(key: str) -> str:
-    return key if len(key) <= 40 else key[:37] + "…"
+_FIELD_NAME_RE: Final = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def _unknown_field(key: str) -> str:
+    # A key can carry personal data (a NIK sent as a field name): echo only names shaped
+    # like field names.
+    if _FIELD_NAME_RE.fullmatch(key):
+        return f"unknown field '{key}'"
+    return f"unknown field (a name of {len(key)} characters that is not a field name)"
 
 
 def _cross_field_problems(

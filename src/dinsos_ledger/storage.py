@@ -20,7 +20,7 @@ from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
 from uuid import UUID, uuid4
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from psycopg.sql import SQL, Identifier
@@ -39,6 +39,8 @@ __all__ = [
 
 DEFAULT_TARGET: Final = "dinsos-ledger.sqlite"
 _SCHEMA_RE: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+#: First key of the advisory lock that serialises table creation ("dins" in ASCII).
+_DDL_LOCK_CLASS: Final = 0x64696E73
 
 #: One stored event row as the integrity chain reads it.
 StoredRow = tuple[int, str, int, str, bytes]
@@ -120,6 +122,18 @@ def _hex(originator_id: UUID | str) -> str:
     return originator_id.hex if isinstance(originator_id, UUID) else UUID(originator_id).hex
 
 
+def _check_version(subject_id: UUID, expected: int, stored: int | None) -> None:
+    """Raise IntegrityError when a subject a batch read (and did not write) has changed since.
+
+    ``insert_events(..., expect=[(subject id, version)])`` names those subjects: a command
+    that rests on another subject's state (``enrol`` reads whether the household is open)
+    is then recorded only if that state is still the one it was judged against.
+    """
+    if (stored or 0) != expected:
+        msg = f"subject {subject_id.hex} is at version {stored}, not {expected} as read"
+        raise IntegrityError(msg)
+
+
 def _links(
     head: bytes, positions: Sequence[int], stored_events: Sequence[StoredEvent]
 ) -> list[tuple[int, bytes]]:
@@ -135,6 +149,17 @@ def _links(
         )
         links.append((position, head))
     return links
+
+
+def _blob(value: Any) -> bytes:
+    """Stored bytes as bytes; any other value (edited into the database) as its text.
+
+    ``bytes(50_000_000)`` would allocate 50 MB of zeros: a tampered column must not be able
+    to exhaust memory, only to fail verification.
+    """
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    return repr(value).encode()
 
 
 def _stored(row: Any) -> StoredEvent:
@@ -166,6 +191,13 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     ) -> Sequence[int] | None:
         positions = super()._insert_events(c, stored_events, **kwargs)
         assert positions is not None
+        for sid, version in kwargs.get("expect") or ():
+            c.execute(
+                f"SELECT MAX(originator_version) FROM {self.events_table_name} "
+                "WHERE originator_id = ?",
+                (sid.hex,),
+            )
+            _check_version(sid, version, c.fetchone()[0])
         c.execute("SELECT hash FROM dinsos_chain ORDER BY position DESC LIMIT 1")
         row = c.fetchone()
         head = bytes(row[0]) if row else chain.GENESIS
@@ -182,9 +214,24 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 "INSERT INTO dinsos_keys (subject_id, wrapped) VALUES (?, ?)",
                 [(sid.hex, wrapped) for sid, wrapped in keys],
             )
-        for sid in kwargs.get("shred") or ():
+        shred = kwargs.get("shred") or ()
+        if shred:
+            # Overwrite the deleted key bytes in the page, not just unlink them.
+            c.execute("PRAGMA secure_delete = ON")
+        for sid in shred:
             c.execute("DELETE FROM dinsos_keys WHERE subject_id = ?", (sid.hex,))
         return positions
+
+    def purge_shredded(self) -> None:
+        """Truncate the write-ahead log, so no old page image of a shredded key survives.
+
+        Best effort: a reader in another process can keep the log from being truncated now;
+        SQLite then truncates it at a later checkpoint.
+        """
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("ROLLBACK")
+            c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            c.execute("BEGIN")
 
     def select_command_digests(self, ids: Iterable[str]) -> dict[str, str]:
         """The stored digests of those of ``ids`` that were accepted."""
@@ -270,7 +317,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             if not rows:
                 return
             for row in rows:
-                yield (row[0], _hex(row[1]), row[2], row[3], bytes(row[4]))
+                yield (row[0], _hex(row[1]), row[2], row[3], _blob(row[4]))
             after = rows[-1][0]
 
     def iter_links(self, *, after: int = 0, page: int = 1000) -> Iterator[tuple[int, bytes]]:
@@ -286,7 +333,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             if not rows:
                 return
             for row in rows:
-                yield (row[0], bytes(row[1]))
+                yield (row[0], _blob(row[1]))
             after = rows[-1][0]
 
 
@@ -320,15 +367,48 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         )
 
     def create_table(self) -> None:
-        """Create the schema (when named) and the tables."""
-        if self.datastore.schema and self.datastore.schema != "public":
-            with self.datastore.get_connection() as conn, conn.cursor() as curs:
-                curs.execute(
-                    SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(
-                        Identifier(self.datastore.schema)
-                    )
+        """Create the schema (when named) and the tables, one process at a time.
+
+        eventsourcing's DDL (``CREATE TYPE``, ``CREATE TABLE IF NOT EXISTS``, ``CREATE OR
+        REPLACE FUNCTION``) fails when two processes run it at once ("tuple concurrently
+        updated", a duplicate ``pg_type`` key), and every process that opens the ledger runs
+        it: so it runs under a session advisory lock named after the schema.
+        """
+        schema = self.datastore.schema or "public"
+        with self.datastore.get_connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_DDL_LOCK_CLASS, schema))
+            try:
+                if schema != "public":
+                    conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(Identifier(schema)))
+                super().create_table()
+            finally:
+                conn.execute(
+                    "SELECT pg_advisory_unlock(%s, hashtext(%s))", (_DDL_LOCK_CLASS, schema)
                 )
-        super().create_table()
+
+    def _insert_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        """Check the versions of the subjects the batch read but does not write.
+
+        Runs in the insert transaction before the events are inserted (an exception here
+        rolls the transaction back; later ones are caught by eventsourcing and committed
+        around), under the EXCLUSIVE lock that inserting takes anyway, so no writer can
+        change those subjects between the check and the commit.
+        """
+        expect = kwargs.get("expect") or ()
+        if not expect:
+            return
+        self._lock_table(curs)
+        for sid, version in expect:
+            curs.execute(
+                SQL("SELECT MAX(originator_version) AS v FROM {0} WHERE originator_id = %s").format(
+                    self.events_table
+                ),
+                (sid,),
+            )
+            row = curs.fetchone()
+            _check_version(sid, version, row["v"] if row else None)
 
     def _fetch_ids_after_insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -454,7 +534,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                     _hex(row["originator_id"]),
                     row["originator_version"],
                     row["topic"],
-                    bytes(row["state"]),
+                    _blob(row["state"]),
                 )
             after = rows[-1]["notification_id"]
 
@@ -473,5 +553,5 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             if not rows:
                 return
             for row in rows:
-                yield (row["position"], bytes(row["hash"]))
+                yield (row["position"], _blob(row["hash"]))
             after = rows[-1]["position"]

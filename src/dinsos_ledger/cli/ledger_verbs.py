@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import IO
 
 import click
 
+from dinsos_ledger.audit import parse_timestamp
 from dinsos_ledger.cli.base import State, echo_json, fail, handles_errors, open_ledger, pass_state
+from dinsos_ledger.errors import StorageError
 from dinsos_ledger.importer import Reject, import_files
 
 __all__ = ["register"]
@@ -68,12 +71,16 @@ def import_(
                 progress=progress.advance,
                 batch_size=batch_size,
             )
+        except StorageError:
+            raise  # an OSError too, but about the ledger: open_ledger reports it as it is
         except OSError as e:
             fail(f"cannot read input: {e}")
         finally:
             progress.done()
             if out is not None:
                 out.close()
+        # Balances and timelines are read from the projections: bring them up to date now.
+        ledger.projections.catch_up()
     if report.lines == 0 and not state.quiet:
         click.echo("note: the input holds no commands", err=True)
     if as_json:
@@ -105,16 +112,43 @@ class _Progress:
             click.echo("", err=True)
 
 
+def _timestamp_option(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> datetime | None:
+    """Parse ``--known-at`` (ISO 8601; without an offset it is UTC)."""
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e), ctx=ctx, param=param) from None
+
+
 @click.command("show")
 @click.argument("ref")
 @click.option("--version", "version", type=click.IntRange(1), help="As after its N-th event.")
+@click.option(
+    "--known-at",
+    "known_at",
+    metavar="TIMESTAMP",
+    callback=_timestamp_option,
+    help="As recorded at this ISO 8601 moment (no offset: UTC).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the state as JSON.")
 @pass_state
 @handles_errors
-def show(state: State, ref: str, version: int | None, as_json: bool) -> None:
-    """Show the current state of the subject REF (personal data opened while its key exists)."""
+def show(
+    state: State, ref: str, version: int | None, known_at: datetime | None, as_json: bool
+) -> None:
+    """Show the current state of the subject REF (personal data opened while its key exists).
+
+    --version N shows it after its N-th event; --known-at TIMESTAMP as the ledger had
+    recorded it at that moment (a timestamp without an offset is UTC).
+    """
+    if version is not None and known_at is not None:
+        raise click.UsageError("give --version or --known-at, not both")
     with open_ledger(state) as ledger:
-        data = ledger.show(ref, version=version)
+        data = ledger.show(ref, version=version, known_at=known_at)
     if as_json:
         echo_json(data)
         return

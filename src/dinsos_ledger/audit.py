@@ -1,0 +1,797 @@
+"""Audit of a ledger (SPEC sections 6 and 7): verification, checkpoints, history, erasure.
+
+- :func:`verify` streams every stored event and every chain link through
+  :func:`dinsos_ledger.chain.check_chain` and returns a :class:`VerifyReport` whose
+  :class:`AuditFinding` names the first event that was altered, removed or inserted
+  directly in the database (its position and, when the row is still there, its subject,
+  version and event type). Memory stays constant however long the ledger. Once the
+  events hold, :func:`check_snapshots` compares every stored snapshot with its events.
+- :func:`make_checkpoint` signs the verified head of the chain with an Ed25519 key; kept
+  outside the database, the checkpoint later proves with ``verify(…, checkpoint=…)`` that
+  nothing up to it was rewritten or cut off.
+- :func:`history` lists a subject's events without personal data; :func:`parse_timestamp`
+  reads the ``--known-at`` moment of a point-in-time view.
+- :func:`forget_command` builds the ``forget`` command of the ``forget`` verb.
+
+Findings are data: the command line prints them, as text or JSON, and decides the exit
+status. Nothing here returns or prints personal data, not even its ciphertext.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import functools
+import json
+import os
+import re
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Final, Literal, ParamSpec, TypeVar
+
+import attrs
+import psycopg
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from eventsourcing.persistence import PersistenceError
+from eventsourcing.utils import resolve_topic
+from psycopg.sql import SQL, Identifier
+
+from dinsos_ledger import chain
+from dinsos_ledger.application import Ledger
+from dinsos_ledger.codec import converter, event_fields
+from dinsos_ledger.commands import PII_FIELDS
+from dinsos_ledger.errors import LedgerError, StorageError
+from dinsos_ledger.storage import LedgerPostgresRecorder, LedgerSQLiteRecorder, Target
+from dinsos_ledger.types import Sealed
+
+__all__ = [
+    "SIGNING_KEY_ENV",
+    "AuditFinding",
+    "ChainBroken",
+    "VerifyReport",
+    "check_snapshots",
+    "event_type",
+    "forget_command",
+    "history",
+    "history_entry",
+    "ledger_id",
+    "load_checkpoint",
+    "make_checkpoint",
+    "parse_public_key",
+    "parse_timestamp",
+    "signing_key_path",
+    "verify",
+    "write_checkpoint_file",
+]
+
+#: The environment variable naming the checkpoint signing key file (PEM, PKCS#8 Ed25519).
+SIGNING_KEY_ENV: Final = "DINSOS_LEDGER_SIGNING_KEY"
+
+FindingKind = Literal[
+    "altered", "removed", "inserted", "reordered", "truncated", "checkpoint", "snapshot"
+]
+
+_META_TABLE: Final = "dinsos_meta"
+_LEDGER_ID: Final = "ledger_id"
+# Envelope fields of every event, shown under their own names in a history entry.
+_ENVELOPE: Final = frozenset({"timestamp", "originator_topic", "on", "actor", "command_id", "note"})
+_CAMEL_RE: Final = re.compile(r"(?<!^)(?=[A-Z])")
+# A stand-in for a stored row that cannot be read (a column changed to a value of the wrong
+# type behind the ledger's back). Its empty originator id never occurs in a real row, so its
+# link cannot equal a stored one and the walk reports the row as altered (or inserted).
+_UNREADABLE_ID: Final = ""
+
+
+# Failures of the store itself: never mistaken for a tampered row, always a StorageError.
+_STORE_ERRORS: Final = (PersistenceError, psycopg.Error, sqlite3.Error, OSError)
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _reading(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Report a store that cannot be read as a :class:`StorageError` naming the ledger."""
+
+    @functools.wraps(func)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return func(*args, **kwargs)
+        except StorageError:
+            raise
+        except _STORE_ERRORS as e:
+            ledger = args[0]
+            shown = ledger.target.display if isinstance(ledger, Ledger) else "the ledger"
+            msg = f"cannot read the ledger at {shown}: {e}"
+            raise StorageError(msg) from e
+
+    return wrapper
+
+
+class ChainBroken(LedgerError, ValueError):
+    """Raised when a checkpoint is asked of a ledger whose chain does not verify."""
+
+    code = "chain_broken"
+
+    def __init__(self, message: str, report: VerifyReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@attrs.frozen
+class AuditFinding:
+    """The first problem :func:`verify` found: what, where, and the event when it still exists.
+
+    ``kind`` is one of ``altered``, ``removed``, ``inserted``, ``reordered``, ``truncated``
+    (see :func:`dinsos_ledger.chain.check_chain`), ``checkpoint`` (the checkpoint given
+    does not belong to this ledger) or ``snapshot`` (a stored snapshot differs from the
+    state its events give). ``ref``, ``subject_kind``, ``version`` and ``event`` describe
+    the stored row at ``position`` as it reads now (for a snapshot: its subject and
+    version); they are ``None`` when there is no row there or it cannot be decoded.
+    """
+
+    kind: FindingKind
+    position: int | None
+    message: str
+    ref: str | None = None
+    subject_kind: str | None = None
+    version: int | None = None
+    event: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The finding as a JSON object."""
+        return {
+            "kind": self.kind,
+            "position": self.position,
+            "ref": self.ref,
+            "subject_kind": self.subject_kind,
+            "version": self.version,
+            "event": self.event,
+            "message": self.message,
+        }
+
+    def describe(self) -> str:
+        """One line for people: ``altered at position 5 (KT-HH-0001, household, …): …``."""
+        where = self.kind if self.position is None else f"{self.kind} at position {self.position}"
+        about = [
+            part
+            for part in (
+                self.ref,
+                self.subject_kind,
+                None if self.version is None else f"version {self.version}",
+                self.event,
+            )
+            if part is not None
+        ]
+        if about:
+            where += f" ({', '.join(about)})"
+        return f"{where}: {self.message}"
+
+
+@attrs.frozen
+class VerifyReport:
+    """What :func:`verify` found.
+
+    ``events`` counts the events verified before the first finding (all of them when
+    ``ok``); ``head_position`` and ``head_hash`` are those of the last verified event.
+    ``ledger`` is the ledger's id (``None`` before its first checkpoint) and ``checkpoint``
+    the checkpoint the chain was checked against, if any.
+    """
+
+    ok: bool
+    events: int
+    head_position: int | None
+    head_hash: str
+    ledger: str | None
+    checkpoint: chain.Checkpoint | None = None
+    finding: AuditFinding | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as a JSON object (the output of ``verify --json``)."""
+        return {
+            "ok": self.ok,
+            "events": self.events,
+            "head_position": self.head_position,
+            "head_hash": self.head_hash,
+            "ledger": self.ledger,
+            "checkpoint": None if self.checkpoint is None else attrs.asdict(self.checkpoint),
+            "finding": None if self.finding is None else self.finding.to_json(),
+        }
+
+
+# ------------------------------------------------------------------ verification
+
+
+@_reading
+def verify(ledger: Ledger, *, checkpoint: chain.Checkpoint | None = None) -> VerifyReport:
+    """Recompute the integrity chain over every stored event of ``ledger``.
+
+    Rows and links are streamed page by page, so memory stays constant. Only the events
+    stored when the call starts are checked: writers may go on recording meanwhile
+    without a race making an intact tail look tampered with.
+
+    With a ``checkpoint`` (read with :func:`load_checkpoint`), the chain must also still
+    pass through its signed head: a chain cut short or rewritten consistently since then
+    is found. A checkpoint of another ledger is a ``checkpoint`` finding, reported after
+    any finding of the chain itself. Once the events hold, every stored snapshot is
+    compared with the state its subject's events give (:func:`check_snapshots`), because
+    the ledger loads subjects from their snapshots.
+    """
+    recorder = ledger.recorder
+    identity = ledger_id(ledger)
+    stray = _stray_position(recorder)
+    if stray is not None:
+        return VerifyReport(
+            ok=False,
+            events=0,
+            head_position=None,
+            head_hash=chain.GENESIS.hex(),
+            ledger=identity,
+            checkpoint=checkpoint,
+            finding=_locate(ledger, stray),
+        )
+    head = max(
+        _position(recorder, "row", "last") or 0, _position(recorder, "link", "last") or 0
+    )
+    foreign = checkpoint is not None and checkpoint.ledger != identity
+    result = chain.check_chain(
+        _rows(recorder, head),
+        _links(recorder, head),
+        checkpoint=None if foreign else checkpoint,
+    )
+    finding: AuditFinding | None = None
+    if result.first_finding is not None:
+        finding = _locate(ledger, result.first_finding)
+    elif foreign:
+        assert checkpoint is not None
+        theirs = checkpoint.ledger
+        ours = "has no id yet" if identity is None else f"is {identity}"
+        finding = AuditFinding(
+            kind="checkpoint",
+            position=None,
+            message=f"the checkpoint is of ledger {theirs}, but this ledger {ours}",
+        )
+    else:
+        finding = check_snapshots(ledger)
+    return VerifyReport(
+        ok=finding is None,
+        events=result.events,
+        head_position=result.head_position,
+        head_hash=result.head_hash.hex(),
+        ledger=identity,
+        checkpoint=checkpoint,
+        finding=finding,
+    )
+
+
+def _stray_position(recorder: Any) -> chain.Finding | None:
+    """A row or link below position 1, where the ledger never writes, as a finding.
+
+    The recorders stream from position 1 up, but the repository reads a subject's events
+    whatever their position: a row put at position 0 or below would change a subject's
+    state unseen by the chain. (SQLite rowids and PostgreSQL ids can both be set so.)
+    """
+    row = _position(recorder, "row", "first")
+    link = _position(recorder, "link", "first")
+    if row is not None and row < 1 and (link is None or row <= link):
+        message = (
+            f"event at position {row} is below the first position (1): "
+            "it was inserted or moved outside the ledger"
+        )
+        return chain.Finding(kind="inserted", position=row, message=message)
+    if link is not None and link < 1:
+        message = (
+            f"link at position {link} is below the first position (1): "
+            "it was inserted outside the ledger"
+        )
+        return chain.Finding(kind="inserted", position=link, message=message)
+    return None
+
+
+def _position(
+    recorder: Any,
+    what: Literal["row", "link"],
+    which: Literal["first", "last", "next"],
+    after: int = 0,
+) -> int | None:
+    """The first or last position of the events (``row``) or chain (``link``) table, or the
+    ``next`` one after ``after``; None when there is none. Reads no column but the position."""
+    aggregate = "MAX" if which == "last" else "MIN"
+    where = which == "next"
+    if isinstance(recorder, LedgerPostgresRecorder):
+        table = recorder.events_table if what == "row" else recorder.chain_table
+        column = Identifier("notification_id" if what == "row" else "position")
+        query = SQL("SELECT {0}({1}) AS p FROM {2}").format(SQL(aggregate), column, table)
+        if where:
+            query = SQL("{0} WHERE {1} > %s").format(query, column)
+        with recorder.datastore.transaction(commit=False) as curs:
+            curs.execute(query, (after,) if where else ())
+            found = curs.fetchone()
+            value = None if found is None else found["p"]
+    else:
+        assert isinstance(recorder, LedgerSQLiteRecorder)
+        table_name = recorder.events_table_name if what == "row" else "dinsos_chain"
+        column_name = "rowid" if what == "row" else "position"
+        sql = f"SELECT {aggregate}({column_name}) FROM {table_name}"  # noqa: S608
+        if where:
+            sql += f" WHERE {column_name} > ?"
+        with recorder.datastore.transaction(commit=False) as c:
+            c.execute(sql, (after,) if where else ())
+            found = c.fetchone()
+            value = None if found is None else found[0]
+    return None if value is None else int(value)
+
+
+def _readable_row(row: Any) -> chain.Row:
+    """``row`` if every column has the type of a stored event, else an unmatchable stand-in.
+
+    SQLite keeps any value in any column, so a row edited by hand may hold a version that
+    is text or a topic that is a BLOB; :func:`chain.link` would raise on it, and the
+    verification must report the row instead of stopping with a traceback.
+    """
+    position, originator_id, version, topic, state = row
+    if (
+        isinstance(originator_id, str)
+        and type(version) is int
+        and 0 <= version < 2**64
+        and isinstance(topic, str)
+        and isinstance(state, bytes)
+    ):
+        try:
+            topic.encode("utf-8")
+        except UnicodeEncodeError:
+            pass
+        else:
+            return (position, originator_id, version, topic, state)
+    return (position, _UNREADABLE_ID, 0, "", b"")
+
+
+def _rows(recorder: Any, head: int) -> Iterator[chain.Row]:
+    """Stream the stored events up to position ``head``, standing in for unreadable rows."""
+    after = 0
+    while True:
+        try:
+            for row in recorder.iter_rows(after=after):
+                if row[0] > head:
+                    return
+                after = row[0]
+                yield _readable_row(row)
+            return
+        except (TypeError, ValueError, UnicodeDecodeError):
+            # The recorder could not convert the next row (an originator id that is no
+            # uuid, a state that is text): stand in for it and go on after it.
+            bad = _position(recorder, "row", "next", after)
+            if bad is None or bad > head:
+                return
+            yield (bad, _UNREADABLE_ID, 0, "", b"")
+            after = bad
+
+
+def _links(recorder: Any, head: int) -> Iterator[tuple[int, bytes]]:
+    """Stream the stored links up to position ``head``; an unreadable hash matches nothing."""
+    after = 0
+    while True:
+        try:
+            for position, digest in recorder.iter_links(after=after):
+                if position > head:
+                    return
+                after = position
+                yield position, digest
+            return
+        except (TypeError, ValueError):
+            bad = _position(recorder, "link", "next", after)
+            if bad is None or bad > head:
+                return
+            yield bad, b""
+            after = bad
+
+
+def _locate(ledger: Ledger, finding: chain.Finding) -> AuditFinding:
+    """Add to a chain finding the subject, version and event type of the row at its position."""
+    ref = subject_kind = event = None
+    version: int | None = None
+    position = finding.position
+    row = None
+    if position is not None and finding.kind != "removed" and finding.kind != "truncated":
+        try:
+            row = next(iter(ledger.recorder.iter_rows(after=position - 1, page=1)), None)
+        except (TypeError, ValueError, UnicodeDecodeError):
+            row = None
+    if row is not None and row[0] == position:
+        _, originator_id, stored_version, topic, _ = row
+        version = stored_version if type(stored_version) is int else None
+        event = _topic_event_type(topic)
+        ref, subject_kind = _subject_of(ledger, originator_id)
+    return AuditFinding(
+        kind=finding.kind,
+        position=position,
+        message=finding.message,
+        ref=ref,
+        subject_kind=subject_kind,
+        version=version,
+        event=event,
+    )
+
+
+def _topic_event_type(topic: object) -> str | None:
+    if not isinstance(topic, str):
+        return None
+    try:
+        cls = resolve_topic(topic)
+    except Exception:  # noqa: BLE001 - a topic altered into nonsense names no event type
+        return None
+    return event_type(cls) if isinstance(cls, type) else None
+
+
+def _subject_of(ledger: Ledger, originator_id: str) -> tuple[str | None, str | None]:
+    """The ref and kind of a subject, read from its first event; Nones when unreadable."""
+    try:
+        first = next(iter(ledger.app.events.get(uuid.UUID(originator_id), lte=1)), None)
+        if first is None:
+            return None, None
+        owner = resolve_topic(first.originator_topic)
+        return str(first.ref), str(owner.kind.value)
+    except Exception:  # noqa: BLE001 - a tampered store may fail in any way; the finding stands
+        return None, None
+
+
+# ------------------------------------------------------------------ snapshots
+
+
+def _snapshot_keys(ledger: Ledger, page: int = 500) -> Iterator[tuple[Any, Any]]:
+    """Stream ``(originator_id, version)`` of every stored snapshot, in that order."""
+    store = ledger.app.snapshots
+    if store is None:
+        return
+    recorder: Any = store.recorder
+    postgres = isinstance(ledger.recorder, LedgerPostgresRecorder)
+    last: tuple[Any, Any] | None = None
+    while True:
+        if postgres:
+            table = SQL("{0}.{1}").format(
+                Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)
+            )
+            where = SQL("") if last is None else SQL(
+                "WHERE (originator_id, originator_version) > (%s, %s) "
+            )
+            query = SQL(
+                "SELECT originator_id, originator_version FROM {0} {1}"
+                "ORDER BY originator_id, originator_version LIMIT %s"
+            ).format(table, where)
+            with recorder.datastore.transaction(commit=False) as curs:
+                curs.execute(query, (*(last or ()), page))
+                rows = [(row["originator_id"], row["originator_version"]) for row in curs]
+        else:
+            after = "" if last is None else "WHERE (originator_id, originator_version) > (?, ?) "
+            table_name = recorder.events_table_name
+            sql = (
+                f"SELECT originator_id, originator_version FROM {table_name} "  # noqa: S608
+                f"{after}ORDER BY originator_id, originator_version LIMIT ?"
+            )
+            with recorder.datastore.transaction(commit=False) as c:
+                c.execute(sql, (*(last or ()), page))
+                rows = [(row[0], row[1]) for row in c.fetchall()]
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1]
+
+
+def _state(aggregate: Any) -> dict[str, Any]:
+    return {k: v for k, v in vars(aggregate).items() if k != "_pending_events"}
+
+
+@_reading
+def check_snapshots(ledger: Ledger) -> AuditFinding | None:
+    """The first stored snapshot that differs from the state its subject's events give.
+
+    Snapshots are not chained (they are derived data), yet the ledger loads a subject from
+    its latest snapshot: a snapshot edited in the database would change what ``show`` and
+    the rules see. Each subject is replayed once, snapshot by snapshot, so the cost is one
+    pass over the events of the subjects that have snapshots.
+    """
+    subject: uuid.UUID | None = None
+    replayed: Any = None
+    replayed_version = 0
+    for originator_id, version in _snapshot_keys(ledger):
+        shown_version = version if type(version) is int else None
+        try:
+            sid = (
+                originator_id
+                if isinstance(originator_id, uuid.UUID)
+                else uuid.UUID(originator_id)
+            )
+            if sid != subject:
+                subject, replayed, replayed_version = sid, None, 0
+            for event in ledger.app.events.get(sid, gt=replayed_version, lte=version):
+                replayed = event.mutate(replayed)
+            replayed_version = version
+            assert ledger.app.snapshots is not None
+            stored = next(iter(ledger.app.snapshots.get(sid, gt=version - 1, lte=version)))
+            taken = stored.mutate(None)
+            same = replayed is not None and _state(taken) == _state(replayed)
+        except _STORE_ERRORS:
+            raise
+        except Exception:  # noqa: BLE001 - an edited snapshot may fail to decode in any way
+            same = False
+        if not same:
+            shown_id = (
+                originator_id.hex if isinstance(originator_id, uuid.UUID) else str(originator_id)
+            )
+            ref, subject_kind = _subject_of(ledger, shown_id)
+            return AuditFinding(
+                kind="snapshot",
+                position=None,
+                message=(
+                    f"snapshot at version {version} does not match the state its events give: "
+                    "it was altered outside the ledger"
+                ),
+                ref=ref,
+                subject_kind=subject_kind,
+                version=shown_version,
+            )
+    return None
+
+
+# ------------------------------------------------------------------ ledger identity
+
+
+def _meta_table(recorder: LedgerPostgresRecorder) -> Any:
+    return SQL("{0}.{1}").format(Identifier(recorder.datastore.schema), Identifier(_META_TABLE))
+
+
+@_reading
+def ledger_id(ledger: Ledger, *, create: bool = False) -> str | None:
+    """The ledger's stable id, a random UUID kept in the ``dinsos_meta`` table.
+
+    It is created (together with the table) when ``create`` is true and there is none yet;
+    concurrent creators agree on the first one stored. It travels with copies and backups of
+    the database, and a checkpoint names it so it is never checked against another ledger.
+    """
+    recorder = ledger.recorder
+    fresh = str(uuid.uuid4())
+    if isinstance(recorder, LedgerPostgresRecorder):
+        table = _meta_table(recorder)
+        with recorder.datastore.transaction(commit=create) as curs:
+            if create:
+                curs.execute(
+                    SQL(
+                        "CREATE TABLE IF NOT EXISTS {0} "
+                        "(name text PRIMARY KEY, value text NOT NULL)"
+                    ).format(table)
+                )
+                curs.execute(
+                    SQL(
+                        "INSERT INTO {0} (name, value) VALUES (%s, %s) "
+                        "ON CONFLICT (name) DO NOTHING"
+                    ).format(table),
+                    (_LEDGER_ID, fresh),
+                )
+            else:
+                name = f'"{recorder.datastore.schema}"."{_META_TABLE}"'
+                curs.execute("SELECT to_regclass(%s) AS t", (name,))
+                found = curs.fetchone()
+                if found is None or found["t"] is None:
+                    return None
+            curs.execute(SQL("SELECT value FROM {0} WHERE name = %s").format(table), (_LEDGER_ID,))
+            row = curs.fetchone()
+            return None if row is None else str(row["value"])
+    assert isinstance(recorder, LedgerSQLiteRecorder)
+    with recorder.datastore.transaction(commit=create) as c:
+        if create:
+            c.execute(
+                f"CREATE TABLE IF NOT EXISTS {_META_TABLE} "
+                "(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
+            )
+            c.execute(
+                f"INSERT INTO {_META_TABLE} (name, value) VALUES (?, ?) "  # noqa: S608
+                "ON CONFLICT (name) DO NOTHING",
+                (_LEDGER_ID, fresh),
+            )
+        else:
+            c.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (_META_TABLE,)
+            )
+            if c.fetchone() is None:
+                return None
+        c.execute(f"SELECT value FROM {_META_TABLE} WHERE name = ?", (_LEDGER_ID,))  # noqa: S608
+        row = c.fetchone()
+        return None if row is None else str(row[0])
+
+
+# ------------------------------------------------------------------ checkpoints
+
+
+def signing_key_path(target: Target, key: str | os.PathLike[str] | None = None) -> Path | None:
+    """Where the checkpoint signing key of ``target`` is kept, or None if nowhere is known.
+
+    In order: ``key`` (``--key``), ``$DINSOS_LEDGER_SIGNING_KEY``, and for a SQLite file
+    ``TARGET.signing-key.pem`` beside it. A PostgreSQL or in-memory ledger has no default.
+    """
+    if key is not None:
+        return Path(key)
+    configured = os.environ.get(SIGNING_KEY_ENV)
+    if configured:
+        return Path(configured)
+    if target.kind == "sqlite" and target.path is not None:
+        return Path(target.path + ".signing-key.pem")
+    return None
+
+
+@_reading
+def make_checkpoint(
+    ledger: Ledger, private_key: Ed25519PrivateKey, *, now: dt.datetime | None = None
+) -> tuple[VerifyReport, dict[str, str | int]]:
+    """Verify ``ledger`` and return the report with its signed head (JSON-ready).
+
+    The ledger gets its id on first use (see :func:`ledger_id`). Raises
+    :class:`ChainBroken` rather than vouch for a chain that does not verify.
+    """
+    identity = ledger_id(ledger, create=True)
+    assert identity is not None
+    report = verify(ledger)
+    if not report.ok:
+        assert report.finding is not None
+        msg = f"the chain does not verify, so it is not checkpointed: {report.finding.describe()}"
+        raise ChainBroken(msg, report)
+    head = chain.ChainReport(
+        ok=True,
+        events=report.events,
+        head_position=report.head_position,
+        head_hash=bytes.fromhex(report.head_hash),
+        first_finding=None,
+    )
+    signed = chain.sign_checkpoint(chain.Checkpoint.of(head, identity, now=now), private_key)
+    return report, signed
+
+
+def parse_public_key(text: str) -> bytes:
+    """Return the 32 raw bytes of an Ed25519 public key given as base64 (as in a checkpoint's
+    ``public_key``) or as a PEM ``PUBLIC KEY`` block; raises :class:`ValueError` otherwise."""
+    stripped = text.strip()
+    if stripped.startswith("-----BEGIN"):
+        try:
+            key = serialization.load_pem_public_key(stripped.encode("ascii"))
+        except (ValueError, UnicodeEncodeError):
+            key = None
+        if not isinstance(key, Ed25519PublicKey):
+            msg = "'public key' must be an Ed25519 public key in PEM (got another kind of PEM)"
+            raise ValueError(msg)
+        return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    try:
+        raw = base64.b64decode(stripped, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        msg = f"'public key' must be base64 of 32 bytes (got {stripped[:60]!r})"
+        raise ValueError(msg)
+    return raw
+
+
+def load_checkpoint(
+    data: Mapping[str, object], public_key: bytes | None = None
+) -> chain.Checkpoint:
+    """Return the checkpoint in ``data`` (a decoded checkpoint file) once its signature holds.
+
+    With ``public_key`` (32 raw bytes, see :func:`parse_public_key`) it must also have
+    been signed by that key: without it, the signature only shows that the file was not
+    changed after signing by whoever holds the key named inside it. Raises
+    :class:`~dinsos_ledger.chain.CheckpointError` otherwise.
+    """
+    return chain.read_checkpoint(data, expected_public_key=public_key)
+
+
+# ------------------------------------------------------------------ point in time, history
+
+
+def parse_timestamp(text: str) -> dt.datetime:
+    """Return the ISO 8601 timestamp ``text`` as an aware datetime in UTC.
+
+    A timestamp without an offset is taken as UTC (recorded timestamps are UTC). A bare
+    date is refused: it does not say which moment of the day is meant.
+    """
+    value = text.strip()
+    shown = value[:80]
+    if "T" not in value.upper() and " " not in value:
+        msg = (
+            f"'timestamp' must be an ISO 8601 date and time such as 2025-03-01T12:00:00+08:00 "
+            f"(got {shown!r}, a date without a time)"
+        )
+        raise ValueError(msg)
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        msg = (
+            "'timestamp' must be an ISO 8601 date and time such as 2025-03-01T12:00:00Z "
+            f"(got {shown!r})"
+        )
+        raise ValueError(msg) from None
+    if parsed.utcoffset() is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC)
+
+
+def event_type(cls: type[Any]) -> str:
+    """The snake_case type of an event class, e.g. ``disbursement_reversed``."""
+    return _CAMEL_RE.sub("_", cls.__name__).lower()
+
+
+def _personal(name: str, tp: Any) -> bool:
+    return name in PII_FIELDS or tp is Sealed
+
+
+def history_entry(event: Any) -> dict[str, Any]:
+    """One event as a JSON-ready history entry, without personal data (see :func:`history`)."""
+    cls = type(event)
+    values = vars(event)
+    entry: dict[str, Any] = {
+        "version": event.originator_version,
+        "type": event_type(cls),
+        "on": converter.unstructure(values["on"]),
+        "recorded": event.timestamp.astimezone(dt.UTC).isoformat(),
+        "actor": values["actor"],
+        "command_id": values["command_id"],
+        "note": values.get("note"),
+    }
+    for name, tp in event_fields(cls):
+        if name in _ENVELOPE or name in entry or _personal(name, tp):
+            continue
+        entry[name] = converter.unstructure(values[name])
+    return entry
+
+
+@_reading
+def history(ledger: Ledger, ref: str) -> list[dict[str, Any]]:
+    """Every event of subject ``ref`` in order, JSON-ready, without personal data.
+
+    Each entry has ``version``, ``type`` (snake_case, e.g. ``disbursement_reversed``), the
+    business date ``on``, the ``recorded`` timestamp (UTC), ``actor``, ``command_id``,
+    ``note`` and then the event's other fields except personal data, which is left out
+    altogether (not even its ciphertext appears). Raises
+    :class:`~dinsos_ledger.errors.UnknownSubject` for an unknown ref.
+    """
+    return [history_entry(event) for event in ledger.events_of(ref)]
+
+
+# ------------------------------------------------------------------ erasure
+
+
+def forget_command(
+    ref: str,
+    *,
+    actor: str,
+    reason: str,
+    on: dt.date | None = None,
+    command_id: str | None = None,
+    note: str | None = None,
+) -> dict[str, Any]:
+    """The ``forget`` command (SPEC section 3) of the ``forget`` verb, ready for execution.
+
+    ``on`` defaults to today's date on this machine's clock and ``command_id`` to
+    ``forget-<REF>-<random hex>``, so each run is a new command unless an id is given.
+    """
+    command: dict[str, Any] = {
+        "id": command_id if command_id is not None else f"forget-{ref}-{uuid.uuid4().hex}",
+        "command": "forget",
+        "ref": ref,
+        "on": (on or dt.date.today()).isoformat(),
+        "actor": actor,
+        "reason": reason,
+    }
+    if note is not None:
+        command["note"] = note
+    return command
+
+
+def write_checkpoint_file(path: Path, signed: Mapping[str, object], *, replace: bool) -> None:
+    """Write a signed checkpoint as indented JSON; an existing file is kept unless ``replace``."""
+    text = json.dumps(dict(signed), indent=2, sort_keys=True) + "\n"
+    with path.open("w" if replace else "x", encoding="utf-8") as out:
+        out.write(text)
+
