@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 from types import TracebackType
-from typing import TextIO
+from typing import Self, TextIO
 
 import rich.console
 import rich.progress
@@ -52,19 +52,19 @@ class Stage:
         self._total = total
         self.completed = 0
         """How much has been done so far (kept even when nothing is drawn)."""
-        self._task = (
-            None if bars is None else bars.add_task(description, total=total, start=True)
-        )
+        self._task = None if bars is None else bars.add_task(description, total=total, start=True)
 
     def advance(self, amount: int = 1) -> None:
         """Count ``amount`` more units done."""
         self.update(self.completed + amount)
 
-    def update(self, completed: int) -> None:
-        """Set the number of units done so far."""
+    def update(self, completed: int, total: int | None = None) -> None:
+        """Set the number of units done so far (and the total, once it is known)."""
         self.completed = completed
+        if total is not None:
+            self._total = total
         if self._bars is not None and self._task is not None:
-            self._bars.update(self._task, completed=completed)
+            self._bars.update(self._task, completed=completed, total=self._total)
 
     def finish(self) -> None:
         """Mark the stage done: the bar shows full, whatever the total was."""
@@ -73,7 +73,7 @@ class Stage:
             self._bars.update(self._task, total=total, completed=total)
             self._bars.stop_task(self._task)
 
-    def __enter__(self) -> Stage:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -105,7 +105,7 @@ class Progress:
                 rich.progress.BarColumn(),
                 rich.progress.MofNCompleteColumn(),
                 rich.progress.TimeElapsedColumn(),
-                console=rich.console.Console(file=out, stderr=stream is None),
+                console=rich.console.Console(file=out),
                 transient=False,
             )
 
@@ -113,7 +113,7 @@ class Progress:
         """Start a new bar; use it as a context manager so it is finished on success."""
         return Stage(self._bars, description, total)
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> Self:
         if self._bars is not None:
             self._bars.start()
         return self

@@ -1,7 +1,7 @@
 """The HTML report: one self-contained page of headline numbers, tables and charts.
 
-Everything on the page comes from the projections (balances, continuity timelines and their
-roll-ups) and from one pass over the event stream for the monthly money flows. The report
+Everything on the page comes from the projections: balances, continuity timelines and their
+roll-ups, and the money projection's entries summed by day for the monthly flows. The report
 never opens personal data: it shows case numbers (refs), kecamatan, dates and whole-rupiah
 amounts only, so it can be mailed or printed without a data-protection review.
 
@@ -21,25 +21,34 @@ import html
 import io
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import attrs
 import matplotlib
 import matplotlib.dates as mdates
+import matplotlib.transforms
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
-from dinsos_ledger.projections.money import BalanceRow
-from dinsos_ledger.projections.timeline import Timeline
+from dinsos_ledger.projections.timeline import (
+    Timeline,
+    overdue_list,
+    ratio_4dp,
+    rollup_by_kecamatan,
+)
 from dinsos_ledger.scenario import KECAMATAN
 
 if TYPE_CHECKING:
     from dinsos_ledger.application import Ledger
+    from dinsos_ledger.projections.views import Projections
 
 __all__ = [
+    "CHARTS",
     "REPORT_FILE",
+    "SAMPLE_TIMELINES",
+    "TOP_OVERDUE",
     "KecamatanCoverage",
     "MonthFlow",
     "MonthlyFlows",
@@ -47,8 +56,11 @@ __all__ = [
     "ProgrammeTotals",
     "ReportData",
     "gather",
+    "gather_from",
     "kecamatan_name",
     "render_html",
+    "rupiah",
+    "sample_timelines",
     "write_report",
 ]
 
@@ -63,8 +75,12 @@ _KIND_ORDER: Final = ("household", "veteran", "cohort", "enrolment")
 _NAMES: Final = {f"64.08.{k.code}": k.name for k in KECAMATAN}
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies and in grey print.
 _PALETTE: Final = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
-_PROGRAMME_COLOURS: Final = {"PKH": "#0072B2", "BPNT": "#E69F00", "TALI_ASIH": "#009E73",
-                             "PELATIHAN": "#CC79A7"}
+_PROGRAMME_COLOURS: Final = {
+    "PKH": "#0072B2",
+    "BPNT": "#E69F00",
+    "TALI_ASIH": "#009E73",
+    "PELATIHAN": "#CC79A7",
+}
 _COVERED: Final = "#009E73"
 _GAP: Final = "#E69F00"
 _OVERDUE: Final = "#D55E00"
@@ -98,7 +114,7 @@ def kecamatan_name(code: str) -> str:
 def rupiah(amount: int) -> str:
     """Whole rupiah the Indonesian way, ``Rp 1.250.000`` (dots group thousands)."""
     sign = "−" if amount < 0 else ""
-    return f"{sign}Rp {abs(amount):,}".replace(",", ".")
+    return f"{sign}Rp\u00a0{abs(amount):,}".replace(",", ".")
 
 
 # ---------------------------------------------------------------------------- the data
@@ -177,42 +193,44 @@ class ReportData:
 
 
 class MonthlyFlows:
-    """Sums money by programme and month from allocations, disbursements and reversals.
+    """Sums money by programme and month from allocations and disbursements.
 
-    Feed it in recorded order; :meth:`rows` then applies the as-of rules of SPEC section 4:
-    an allocation or disbursement counts when its ``on`` is on or before the as-of date, and
-    a disbursement is left out when its reversal's ``on`` is on or before it too. A
-    disbursement counts in the month of its own ``on``, not of its allocation.
+    :meth:`rows` applies the as-of rules of SPEC section 4: an allocation or disbursement
+    counts when its ``on`` is on or before the as-of date, and a disbursement is left out
+    when its reversal's ``on`` is on or before it too. A disbursement counts in the month of
+    its own ``on``, not of the allocation it pays.
     """
 
     def __init__(self) -> None:
         self._allocated: Counter[tuple[str, str, dt.date]] = Counter()
-        # key -> [kind, programme, on, amount, reversed_on]
-        self._paid: dict[tuple[object, str], list[Any]] = {}
+        self._disbursed: Counter[tuple[str, str, dt.date, dt.date | None]] = Counter()
 
-    def allocate(self, kind: str, programme: str, on: dt.date, amount: int) -> None:
-        """Count an allocation."""
+    def add_allocation(self, kind: str, programme: str, on: dt.date, amount: int) -> None:
+        """Count ``amount`` allocated to a subject of ``kind`` on ``on``."""
         self._allocated[(kind, programme, on)] += amount
 
-    def disburse(
-        self, key: tuple[object, str], kind: str, programme: str, on: dt.date, amount: int
+    def add_disbursement(
+        self,
+        kind: str,
+        programme: str,
+        on: dt.date,
+        amount: int,
+        reversed_on: dt.date | None = None,
     ) -> None:
-        """Count a disbursement; ``key`` (subject, reference) is what a reversal names."""
-        self._paid[key] = [kind, programme, on, amount, None]
-
-    def reverse(self, key: tuple[object, str], on: dt.date) -> None:
-        """Mark the disbursement under ``key`` reversed on ``on`` (unknown keys are ignored)."""
-        paid = self._paid.get(key)
-        if paid is not None:
-            paid[4] = on
+        """Count ``amount`` paid on ``on`` (and reversed on ``reversed_on``, if it was)."""
+        self._disbursed[(kind, programme, on, reversed_on)] += amount
 
     def rows(self, as_of: dt.date, *, kind: str | None = None) -> list[MonthFlow]:
-        """Sums by programme and month as of ``as_of`` (only subjects of ``kind`` if given)."""
+        """Sums by programme and month as of ``as_of`` (only subjects of ``kind`` if given).
+
+        A month is listed when an allocation or disbursement of it counts, even if a
+        reversal leaves its disbursed sum at 0.
+        """
         sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
         for (k, programme, on), amount in self._allocated.items():
             if on <= as_of and (kind is None or k == kind):
                 sums[(programme, f"{on:%Y-%m}")][0] += amount
-        for k, programme, on, amount, reversed_on in self._paid.values():
+        for (k, programme, on, reversed_on), amount in self._disbursed.items():
             if on > as_of or (kind is not None and k != kind):
                 continue
             month = sums[(programme, f"{on:%Y-%m}")]
@@ -224,43 +242,44 @@ class MonthlyFlows:
         ]
 
 
-class ProjectionsLike(Protocol):
-    """What the report reads from the ledger's projections."""
-
-    def catch_up(self) -> Any:
-        """Bring the projections up to the last recorded event."""
-
-    def balances(self, as_of: dt.date | None = None) -> Sequence[BalanceRow]:
-        """Balance rows (SPEC section 4)."""
-
-    def continuity(self, as_of: dt.date | None = None) -> Sequence[Timeline]:
-        """Timelines of households and veterans (SPEC section 5)."""
-
-    def coverage_by_kecamatan(self, as_of: dt.date | None = None) -> Sequence[Mapping[str, Any]]:
-        """Continuity rolled up by kecamatan."""
-
-    def overdue(self, as_of: dt.date | None = None) -> Sequence[Mapping[str, Any]]:
-        """Overdue subjects, longest overdue first."""
-
-
 def gather(ledger: Ledger, as_of: dt.date) -> ReportData:
-    """Read what the report shows from ``ledger``'s projections and event stream."""
-    projections: ProjectionsLike = ledger.projections  # type: ignore[attr-defined]
+    """Read what the report shows from ``ledger``'s projections (caught up first)."""
+    return gather_from(ledger.projections, as_of)
+
+
+def gather_from(projections: Projections, as_of: dt.date) -> ReportData:
+    """Build the report's data from the projections, as of ``as_of``."""
+    from dinsos_ledger.projections.builtin import MoneyProjection
+    from dinsos_ledger.projections.engine import SubjectsProjection, as_date
+
     projections.catch_up()
-    return gather_from(projections, ledger.events(), as_of)  # type: ignore[attr-defined]
+    counted = dict(
+        projections.query(
+            f"SELECT kind, COUNT(*) FROM {SubjectsProjection.table} "
+            "WHERE registered_on <= ? GROUP BY kind",
+            (as_of,),
+        )
+    )
+    flows = MonthlyFlows()
+    # Summed per day in the database, so the rows read stay few however many subjects.
+    for kind, programme, entry, on, reversed_on, amount in projections.query(
+        "SELECT kind, programme, entry, on_date, reversed_on, CAST(SUM(amount) AS BIGINT) "
+        f"FROM {MoneyProjection.table} WHERE on_date <= ? "
+        "GROUP BY kind, programme, entry, on_date, reversed_on",
+        (as_of,),
+    ):
+        day = as_date(on)
+        assert day is not None
+        if entry == "allocation":
+            flows.add_allocation(kind, programme, day, int(amount))
+        else:
+            flows.add_disbursement(kind, programme, day, int(amount), as_date(reversed_on))
 
-
-def gather_from(
-    projections: ProjectionsLike, events: Iterable[tuple[int, object]], as_of: dt.date
-) -> ReportData:
-    """Build the report's data from projections and ``(position, event)`` pairs."""
-    registry, flows, position = _fold(events)
-    subjects: Counter[str] = Counter()
-    for _, kind, _, registered_on in registry.values():
-        if registered_on <= as_of:
-            subjects[kind] += 1
-
-    timelines = list(projections.continuity(as_of))
+    timelines: list[Timeline] = []
+    regions: dict[str, str] = {}
+    for timeline, region in projections.iter_continuity(as_of):
+        timelines.append(timeline)
+        regions[timeline.ref] = region
     statuses = Counter(t.status for t in timelines)
     covered_days = sum(t.covered_days for t in timelines)
     total_days = sum(t.total_days for t in timelines)
@@ -273,25 +292,11 @@ def gather_from(
         total[2] += row.disbursed
         total[3] += row.outstanding
 
-    regions = {ref: region for ref, _, region, _ in registry.values()}
-    overdue = tuple(
-        OverdueRow(
-            ref=row["ref"],
-            kind=row["kind"],
-            kecamatan=kecamatan_name(regions.get(row["ref"], "")) or "—",
-            last_contact_on=(
-                None if row["last_contact_on"] is None
-                else dt.date.fromisoformat(str(row["last_contact_on"]))
-            ),
-            days_overdue=int(row["days_overdue"]),
-        )
-        for row in projections.overdue(as_of)
-    )
     return ReportData(
         as_of=as_of,
-        subjects={kind: subjects[kind] for kind in _KIND_ORDER},
+        subjects={kind: int(counted.get(kind, 0)) for kind in _KIND_ORDER},
         statuses={s: statuses[s] for s in ("covered", "overdue", "closed")},
-        coverage=_ratio(covered_days, total_days),
+        coverage=ratio_4dp(covered_days, total_days),
         programmes=tuple(ProgrammeTotals(p, *t) for p, t in sorted(totals.items())),
         kecamatan=tuple(
             KecamatanCoverage(
@@ -303,65 +308,28 @@ def gather_from(
                 closed=row["closed"],
                 coverage=row["coverage"],
             )
-            for row in projections.coverage_by_kecamatan(as_of)
+            for row in rollup_by_kecamatan((t, regions[t.ref]) for t in timelines)
         ),
-        overdue=overdue,
+        overdue=tuple(
+            OverdueRow(
+                ref=row["ref"],
+                kind=row["kind"],
+                kecamatan=kecamatan_name(regions[row["ref"]]),
+                last_contact_on=as_date(row["last_contact_on"]),
+                days_overdue=int(row["days_overdue"]),
+            )
+            for row in overdue_list(timelines, as_of)
+        ),
         samples=sample_timelines(timelines),
         flows=tuple(flows.rows(as_of)),
         tali_asih=tuple(r for r in flows.rows(as_of, kind="veteran") if r.programme == "TALI_ASIH"),
-        events=position,
+        events=max(projections.positions().values(), default=0),
     )
 
 
-def _ratio(numerator: int, denominator: int) -> float:
-    from dinsos_ledger.projections.timeline import ratio_4dp
-
-    return ratio_4dp(numerator, denominator)
-
-
-def _fold(
-    events: Iterable[tuple[int, object]],
-) -> tuple[dict[object, tuple[str, str, str, dt.date]], MonthlyFlows, int]:
-    """Registrations (id -> ref, kind, region, on) and money flows from the event stream."""
-    from dinsos_ledger.aggregates import Subject
-    from dinsos_ledger.aggregates.base import Account
-
-    registry: dict[object, tuple[str, str, str, dt.date]] = {}
-    flows = MonthlyFlows()
-    position = 0
-    for position, event in events:  # noqa: B007 - the last position is reported
-        originator = getattr(event, "originator_id", None)
-        if isinstance(event, Subject.Created):
-            kind = _kind_of(event)
-            region = getattr(event, "region", None)
-            registry[originator] = (
-                event.ref, kind, "" if region is None else str(region), event.on
-            )
-        elif isinstance(event, Account.Allocated):
-            kind = registry[originator][1]
-            flows.allocate(kind, event.programme.code, event.on, event.amount.amount)
-        elif isinstance(event, Account.Disbursed):
-            kind = registry[originator][1]
-            key = (originator, event.reference.value)
-            flows.disburse(key, kind, event.programme.code, event.on, event.amount.amount)
-        elif isinstance(event, Account.DisbursementReversed):
-            flows.reverse((originator, event.reference.value), event.on)
-    return registry, flows, position
-
-
-def _kind_of(event: object) -> str:
-    """The kind of the aggregate a creation event belongs to (its enclosing class)."""
-    from dinsos_ledger.aggregates import Enrolment, Household, TrainingCohort, Veteran
-
-    for aggregate in (Household, Veteran, TrainingCohort, Enrolment):
-        if type(event).__qualname__.startswith(aggregate.__qualname__ + "."):
-            return aggregate.kind.value
-    return "unknown"
-
-
-def sample_timelines(timelines: Iterable[Timeline], count: int = SAMPLE_TIMELINES) -> tuple[
-    Timeline, ...
-]:
+def sample_timelines(
+    timelines: Iterable[Timeline], count: int = SAMPLE_TIMELINES
+) -> tuple[Timeline, ...]:
     """Pick up to ``count`` household timelines: a spread of covered, overdue and closed.
 
     The pick is deterministic (evenly spaced through each status in ref order), so the same
@@ -410,9 +378,7 @@ def _svg(fig: Figure, chart_id: str, title: str) -> str:
     )
     svg = re.sub(
         r'<svg ([^>]*?)width="[^"]*" height="[^"]*"',
-        lambda m: (
-            f'<svg class="chart" role="img" aria-labelledby="{chart_id}-title" {m.group(1)}'
-        ),
+        lambda m: f'<svg class="chart" role="img" aria-labelledby="{chart_id}-title" {m.group(1)}',
         svg,
         count=1,
     )
@@ -442,49 +408,74 @@ def _colour(programme: str, index: int) -> str:
     return _PROGRAMME_COLOURS.get(programme, _PALETTE[index % len(_PALETTE)])
 
 
-def chart_coverage(rows: Sequence[KecamatanCoverage], overall: float) -> Figure:
-    """Horizontal bars: the share of days covered in each kecamatan, lowest on top."""
-    fig = _figure(7.2, 0.8 + 0.32 * max(len(rows), 3))
+def _chart_coverage(rows: Sequence[KecamatanCoverage], overall: float) -> Figure:
+    """A dot per kecamatan: the share of days covered, best on top, against the district.
+
+    Dots need no zero baseline, so the axis starts just below the lowest kecamatan and the
+    differences that matter (a few per cent of days) stay visible; the axis says where it
+    starts. Kecamatan below the district figure are drawn in the warning colour.
+    """
+    fig = _figure(6.4, 0.9 + 0.3 * max(len(rows), 3))
     if not rows:
         _no_data(fig, "No households or veterans yet")
         return fig
     ordered = sorted(rows, key=lambda r: (-r.coverage, r.name))
     ax = fig.add_subplot()
-    ys = range(len(ordered))
-    ax.barh(ys, [r.coverage for r in ordered], color=_COVERED, height=0.7)
-    ax.set_yticks(list(ys), [r.name for r in ordered])
-    ax.set_xlim(0, 1.18)
-    ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-    ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
+    ys = list(range(len(ordered)))
+    low = min(min(r.coverage for r in ordered), overall)
+    # Start at a round 5 % below the lowest value, so no dot sits on the axis.
+    start = max(0.0, (int(low * 20) - (1 if low * 20 - int(low * 20) < 0.4 else 0)) / 20)
+    ax.set_xlim(start, 1.0)
+    ax.grid(axis="x", color="#e4e7eb", linewidth=0.8)
+    ax.grid(axis="y", color="#f0f2f5", linewidth=0.8)
+    ax.set_axisbelow(True)
+    colours = [_COVERED if r.coverage >= overall else _OVERDUE for r in ordered]
+    ax.scatter([r.coverage for r in ordered], ys, s=42, color=colours, zorder=3)
     ax.axvline(overall, color=_INK, linestyle="--", linewidth=1)
-    ax.text(overall, len(ordered) - 0.35, f" district {overall:.0%}", color=_INK, fontsize=8,
-            va="bottom")
+    ax.set_yticks(ys, [r.name for r in ordered])
+    ax.invert_yaxis()
+    ax.set_ylim(len(ordered) - 0.4, -1.1)
+    ax.text(overall, -0.75, f"district {overall:.1%} ", color=_INK, fontsize=9, ha="right")
+    # Whole-per-cent ticks (2 %, 5 % or 10 % apart): a rounded 87.5 % label would mislead.
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6, steps=[2, 5, 10]))
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    edge = matplotlib.transforms.blended_transform_factory(ax.transAxes, ax.transData)
+    ax.text(1.03, -0.75, "covered · subjects · overdue", transform=edge, fontsize=9, color=_MUTED)
     for y, row in zip(ys, ordered, strict=True):
-        label = f" {row.coverage:.0%}  ·  {row.subjects} subj."
-        if row.overdue:
-            label += f", {row.overdue} overdue"
-        ax.text(row.coverage, y, label, va="center", fontsize=8, color=_INK)
-    ax.set_ylim(-0.6, len(ordered) - 0.1)
-    ax.set_xlabel("days covered by a contact, share of all window days")
+        ax.text(
+            1.03,
+            y,
+            f"{row.coverage:.1%} · {row.subjects} · {row.overdue}",
+            transform=edge,
+            va="center",
+            fontsize=9,
+            color=_INK,
+        )
+    ax.set_xlabel(f"share of window days covered by a contact (axis starts at {start:.0%})")
     return fig
 
 
-def chart_timelines(samples: Sequence[Timeline], as_of: dt.date) -> Figure:
+def _day_number(day: dt.date) -> float:
+    """The date as matplotlib's date axis counts it."""
+    return float(mdates.date2num(day))  # type: ignore[no-untyped-call]
+
+
+def _chart_timelines(samples: Sequence[Timeline], as_of: dt.date) -> Figure:
     """One row per sample household: covered stretches, gaps, and the current overdue gap."""
-    fig = _figure(7.2, 1.0 + 0.34 * max(len(samples), 3))
+    fig = _figure(6.4, 1.0 + 0.34 * max(len(samples), 3))
     if not samples:
         _no_data(fig, "No households yet")
         return fig
     ax = fig.add_subplot()
     one = 1.0  # one day in matplotlib's date numbers
     for y, timeline in enumerate(samples):
-        start = mdates.date2num(timeline.registered_on)
-        end = mdates.date2num(timeline.end_on) + one
+        start = _day_number(timeline.registered_on)
+        end = _day_number(timeline.end_on) + one
         covered: list[tuple[float, float]] = []
         gaps: list[tuple[float, float]] = []
         cursor = start
         for gap in timeline.gaps:
-            g0, g1 = mdates.date2num(gap.start), mdates.date2num(gap.end) + one
+            g0, g1 = _day_number(gap.start), _day_number(gap.end) + one
             if g0 > cursor:
                 covered.append((cursor, g0 - cursor))
             gaps.append((g0, g1 - g0))
@@ -498,14 +489,13 @@ def chart_timelines(samples: Sequence[Timeline], as_of: dt.date) -> Figure:
             ax.broken_barh(gaps[-1:], (y - 0.3, 0.6), facecolors=_OVERDUE)
         if timeline.status == "closed":
             ax.plot([end], [y], marker="|", markersize=12, color=_INK)
-    ax.set_yticks(
-        list(range(len(samples))), [f"{t.ref} ({t.status})" for t in samples], fontsize=8
-    )
+    ax.set_yticks(list(range(len(samples))), [f"{t.ref} ({t.status})" for t in samples], fontsize=9)
     ax.invert_yaxis()
-    ax.axvline(mdates.date2num(as_of) + one, color=_MUTED, linestyle=":", linewidth=1)
-    locator = mdates.AutoDateLocator(maxticks=8)
+    ax.axvline(_day_number(as_of) + one, color=_MUTED, linestyle=":", linewidth=1)
+    locator = mdates.AutoDateLocator(maxticks=8)  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    formatter = mdates.ConciseDateFormatter(locator)  # type: ignore[no-untyped-call]
+    ax.xaxis.set_major_formatter(formatter)
     from matplotlib.patches import Patch
 
     ax.legend(
@@ -514,14 +504,17 @@ def chart_timelines(samples: Sequence[Timeline], as_of: dt.date) -> Figure:
             Patch(color=_GAP, label="gap"),
             Patch(color=_OVERDUE, label="overdue now"),
         ],
-        loc="upper center", bbox_to_anchor=(0.5, -0.08), ncols=3, fontsize=8,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.08),
+        ncols=3,
+        fontsize=9,
     )
     return fig
 
 
-def chart_balances(programmes: Sequence[ProgrammeTotals]) -> Figure:
+def _chart_balances(programmes: Sequence[ProgrammeTotals]) -> Figure:
     """Grouped bars per programme: allocated, disbursed, outstanding (millions of rupiah)."""
-    fig = _figure(7.2, 1.2 + 0.6 * max(len(programmes), 2))
+    fig = _figure(6.4, 1.2 + 0.6 * max(len(programmes), 2))
     if not programmes:
         _no_data(fig, "No allocations or disbursements yet")
         return fig
@@ -539,7 +532,7 @@ def chart_balances(programmes: Sequence[ProgrammeTotals]) -> Figure:
     ax.invert_yaxis()
     ax.xaxis.set_major_formatter(FuncFormatter(_juta))
     ax.set_xlabel("million rupiah (juta)")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=3, fontsize=9)
     return fig
 
 
@@ -553,19 +546,19 @@ def _months(first: str, last: str) -> list[str]:
 
 
 def _month_labels(ax: Any, months: Sequence[str]) -> None:
-    step = max(1, len(months) // 12)
+    step = max(1, -(-len(months) // 12))  # at most 12 labels
     ticks = list(range(0, len(months), step))
     labels = []
     for i in ticks:
         month = dt.date(int(months[i][:4]), int(months[i][5:]), 1)
         first = i == 0 or month.month == 1 or (month.month <= step)
         labels.append(f"{month:%b}\n{month:%Y}" if first else f"{month:%b}")
-    ax.set_xticks(ticks, labels, fontsize=8)
+    ax.set_xticks(ticks, labels, fontsize=9)
 
 
-def chart_disbursements(flows: Sequence[MonthFlow]) -> Figure:
+def _chart_disbursements(flows: Sequence[MonthFlow]) -> Figure:
     """Stacked bars: money paid each month, by programme (net of reversals)."""
-    fig = _figure(7.2, 3.4)
+    fig = _figure(6.4, 3.4)
     paid = [f for f in flows if f.disbursed]
     if not paid:
         _no_data(fig, "No disbursements yet")
@@ -580,20 +573,26 @@ def chart_disbursements(flows: Sequence[MonthFlow]) -> Figure:
         for f in paid:
             if f.programme == programme:
                 values[index[f.month]] += f.disbursed
-        ax.bar(range(len(months)), values, bottom=bottom, color=_colour(programme, n),
-               label=programme, width=0.8)
+        ax.bar(
+            range(len(months)),
+            values,
+            bottom=bottom,
+            color=_colour(programme, n),
+            label=programme,
+            width=0.8,
+        )
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     _month_labels(ax, months)
     ax.yaxis.set_major_formatter(FuncFormatter(_juta))
     ax.set_ylabel("million rupiah (juta)")
-    ax.legend(loc="upper left", ncols=len(programmes), fontsize=8)
+    ax.legend(loc="upper left", ncols=len(programmes), fontsize=9)
     ax.set_ylim(0, max(bottom) * 1.15)
     return fig
 
 
-def chart_tali_asih(flows: Sequence[MonthFlow]) -> Figure:
+def _chart_tali_asih(flows: Sequence[MonthFlow]) -> Figure:
     """Veterans' tali asih: monthly accrual and handover above, running totals below."""
-    fig = _figure(7.2, 4.6)
+    fig = _figure(6.4, 4.6)
     if not flows:
         _no_data(fig, "No tali asih for veterans yet")
         return fig
@@ -607,7 +606,7 @@ def chart_tali_asih(flows: Sequence[MonthFlow]) -> Figure:
     top.bar([x + 0.2 for x in xs], handed, width=0.4, color=_COVERED, label="handed over")
     top.yaxis.set_major_formatter(FuncFormatter(_juta))
     top.set_ylabel("per month, juta")
-    top.legend(loc="upper left", fontsize=8, ncols=2)
+    top.legend(loc="upper left", fontsize=9, ncols=2)
     top.set_ylim(0, max(accrued + handed) * 1.3)
     running_accrued, running_handed = [], []
     a = h = 0
@@ -617,13 +616,20 @@ def chart_tali_asih(flows: Sequence[MonthFlow]) -> Figure:
         running_handed.append(h)
     bottom.step(xs, running_accrued, where="mid", color=_INK, label="accrued, cumulative")
     bottom.step(xs, running_handed, where="mid", color=_COVERED, label="handed over, cumulative")
-    bottom.fill_between(xs, running_handed, running_accrued, step="mid", color=_GAP, alpha=0.25,
-                        label="owed to veterans")
+    bottom.fill_between(
+        xs,
+        running_handed,
+        running_accrued,
+        step="mid",
+        color=_GAP,
+        alpha=0.25,
+        label="owed to veterans",
+    )
     bottom.yaxis.set_major_formatter(FuncFormatter(_juta))
     bottom.yaxis.set_major_locator(MaxNLocator(5))
     bottom.set_ylabel("cumulative, juta")
     bottom.set_ylim(0, max(running_accrued) * 1.1)
-    bottom.legend(loc="upper left", fontsize=8)
+    bottom.legend(loc="upper left", fontsize=9)
     _month_labels(bottom, months)
     return fig
 
@@ -652,14 +658,17 @@ h2{font-size:1.15rem;margin:0 0 .5rem}
 .sub{color:var(--muted);margin:0 0 1rem}
 section{background:var(--card);border:1px solid var(--line);border-radius:.5rem;
 padding:1rem;margin:0 0 1rem}
-.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(9.5rem,1fr));gap:.75rem;
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(8rem,1fr));gap:.75rem;
 margin:0 0 1rem}
 .card{background:var(--bg);border-radius:.4rem;padding:.6rem .75rem}
 .card .n{font-size:1.4rem;font-weight:600;display:block;font-variant-numeric:tabular-nums}
+.card.money .n{font-size:1.15rem;white-space:nowrap}
 .card .l{color:var(--muted);font-size:.85rem}
 .note{color:var(--muted);font-size:.85rem;margin:.5rem 0 0}
 figure{margin:0}
-svg.chart{display:block;width:100%;height:auto;max-width:100%}
+/* Charts shrink with the screen down to a width where their text stays legible, then
+scroll sideways; on wide screens they stop growing so their text is not oversized. */
+svg.chart{display:block;width:100%;height:auto;min-width:32rem;max-width:46rem;margin:0 auto}
 .scroll{overflow-x:auto;-webkit-overflow-scrolling:touch}
 table{border-collapse:collapse;width:100%;font-size:.9rem;font-variant-numeric:tabular-nums}
 th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid var(--line);
@@ -682,25 +691,26 @@ def _table(
 ) -> str:
     """An HTML table; ``headers`` are (label, numeric) and numeric columns align right."""
     num_class = ' class="num"'
-    head = "".join(
-        f'<th{num_class if num else ""} scope="col">{_e(h)}</th>' for h, num in headers
-    )
+    head = "".join(f'<th{num_class if num else ""} scope="col">{_e(h)}</th>' for h, num in headers)
     body = []
     for row in rows:
         cells = "".join(
-            f'<td{num_class if num else ""}>{_e(v)}</td>'
+            f"<td{num_class if num else ''}>{_e(v)}</td>"
             for v, (_, num) in zip(row, headers, strict=True)
         )
         body.append(f"<tr>{cells}</tr>")
-    cap = f"<caption class=\"note\">{_e(caption)}</caption>" if caption else ""
+    cap = f'<caption class="note">{_e(caption)}</caption>' if caption else ""
     return (
         f'<div class="scroll"><table>{cap}<thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table></div>"
     )
 
 
-def _card(number: object, label: str) -> str:
-    return f'<div class="card"><span class="n">{_e(number)}</span><span class="l">{_e(label)}</span></div>'
+def _card(number: object, label: str, kind: str = "card") -> str:
+    return (
+        f'<div class="{kind}"><span class="n">{_e(number)}</span>'
+        f'<span class="l">{_e(label)}</span></div>'
+    )
 
 
 def _percent(value: float) -> str:
@@ -709,13 +719,13 @@ def _percent(value: float) -> str:
 
 def render_html(data: ReportData, *, title: str = "Kabupaten Kutai Timur") -> str:
     """The report page for ``data``: one HTML document with inline CSS and inline SVG charts."""
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(cast("Any", _RC)):
         svgs = {
-            "coverage": chart_coverage(data.kecamatan, data.coverage),
-            "timelines": chart_timelines(data.samples, data.as_of),
-            "balances": chart_balances(data.programmes),
-            "disbursements": chart_disbursements(data.flows),
-            "tali-asih": chart_tali_asih(data.tali_asih),
+            "coverage": _chart_coverage(data.kecamatan, data.coverage),
+            "timelines": _chart_timelines(data.samples, data.as_of),
+            "balances": _chart_balances(data.programmes),
+            "disbursements": _chart_disbursements(data.flows),
+            "tali-asih": _chart_tali_asih(data.tali_asih),
         }
         rendered = {cid: _svg(svgs[cid], cid, t) for cid, t in CHARTS}
     titles = dict(CHARTS)
@@ -730,18 +740,27 @@ def render_html(data: ReportData, *, title: str = "Kabupaten Kutai Timur") -> st
         _card(_percent(data.coverage), "of days covered"),
         _card(f"{st.get('overdue', 0):,}", "overdue now"),
     ]
-    money_cards = [_card(rupiah(p.outstanding), f"outstanding {p.programme}")
-                   for p in data.programmes]
+    money_cards = [
+        _card(rupiah(p.outstanding), f"outstanding {p.programme}", "card money")
+        for p in data.programmes
+    ]
 
     def section(cid: str, intro: str, extra: str = "") -> str:
         return (
             f'<section id="{cid}"><h2>{_e(titles[cid])}</h2><p class="note">{intro}</p>'
-            f"<figure>{rendered[cid]}</figure>{extra}</section>"
+            f'<figure class="scroll">{rendered[cid]}</figure>{extra}</section>'
         )
 
     coverage_table = _table(
-        [("kecamatan", False), ("code", False), ("subjects", True), ("covered", True),
-         ("overdue", True), ("closed", True), ("coverage", True)],
+        [
+            ("kecamatan", False),
+            ("code", False),
+            ("subjects", True),
+            ("covered", True),
+            ("overdue", True),
+            ("closed", True),
+            ("coverage", True),
+        ],
         (
             (r.name, r.code, r.subjects, r.covered, r.overdue, r.closed, _percent(r.coverage))
             for r in sorted(data.kecamatan, key=lambda r: r.code)
@@ -749,20 +768,40 @@ def render_html(data: ReportData, *, title: str = "Kabupaten Kutai Timur") -> st
     )
     shown = data.overdue[:TOP_OVERDUE]
     overdue_table = _table(
-        [("ref", False), ("kind", False), ("kecamatan", False), ("last contact", False),
-         ("days overdue", True)],
+        [
+            ("ref", False),
+            ("kind", False),
+            ("kecamatan", False),
+            ("last contact", False),
+            ("days overdue", True),
+        ],
         (
-            (r.ref, r.kind, r.kecamatan,
-             r.last_contact_on.isoformat() if r.last_contact_on else "never", r.days_overdue)
+            (
+                r.ref,
+                r.kind,
+                r.kecamatan,
+                r.last_contact_on.isoformat() if r.last_contact_on else "never",
+                r.days_overdue,
+            )
             for r in shown
         ),
     )
     money_table = _table(
-        [("programme", False), ("subjects", True), ("allocated", True), ("disbursed", True),
-         ("outstanding", True)],
+        [
+            ("programme", False),
+            ("subjects", True),
+            ("allocated", True),
+            ("disbursed", True),
+            ("outstanding", True),
+        ],
         (
-            (p.programme, f"{p.subjects:,}", rupiah(p.allocated), rupiah(p.disbursed),
-             rupiah(p.outstanding))
+            (
+                p.programme,
+                f"{p.subjects:,}",
+                rupiah(p.allocated),
+                rupiah(p.disbursed),
+                rupiah(p.outstanding),
+            )
             for p in data.programmes
         ),
     )
@@ -783,18 +822,22 @@ def render_html(data: ReportData, *, title: str = "Kabupaten Kutai Timur") -> st
         "<body>",
         "<header>",
         f"<h1>Service delivery · {_e(title)}</h1>",
-        f'<p class="sub">Dinas Sosial ledger report as of <strong>{as_of}</strong>, '
-        f"built from {data.events:,} recorded events. No personal data: subjects appear by "
-        "case number only.</p>",
+        (
+            f'<p class="sub">Dinas Sosial ledger report as of <strong>{as_of}</strong>, '
+            f"built from {data.events:,} recorded events. No personal data: subjects appear "
+            "by case number only.</p>"
+        ),
         "</header>",
         "<main>",
         '<section id="headline"><h2>At a glance</h2>',
         f'<div class="cards">{"".join(cards)}</div>',
         f'<div class="cards">{"".join(money_cards)}</div>' if money_cards else "",
-        f'<p class="note">Households and veterans: {st.get("covered", 0):,} covered, '
-        f'{st.get("overdue", 0):,} overdue, {st.get("closed", 0):,} closed. A day is covered '
-        "when a contact (registration, assessment, payment, follow-up, training) fell within "
-        "the 90 days before it (180 for veterans).</p>",
+        (
+            f'<p class="note">Households and veterans: {st.get("covered", 0):,} covered, '
+            f"{st.get('overdue', 0):,} overdue, {st.get('closed', 0):,} closed. A day is "
+            "covered when a contact (registration, assessment, payment, follow-up, training) "
+            "fell within the 90 days before it (180 for veterans).</p>"
+        ),
         "</section>",
         section(
             "coverage",
@@ -805,8 +848,10 @@ def render_html(data: ReportData, *, title: str = "Kabupaten Kutai Timur") -> st
         ),
         '<section id="overdue">',
         f"<h2>Overdue: {len(shown)} of {len(data.overdue):,}, longest first</h2>",
-        '<p class="note">Households and veterans whose last contact is more than their '
-        "window ago: these need a visit.</p>",
+        (
+            '<p class="note">Households and veterans whose last contact is more than their '
+            "window ago: these need a visit.</p>"
+        ),
         overdue_table if shown else '<p class="note">Nobody is overdue.</p>',
         "</section>",
         section(
@@ -833,9 +878,11 @@ def render_html(data: ReportData, *, title: str = "Kabupaten Kutai Timur") -> st
             f"owed {rupiah(tali_accrued - tali_handed)}.",
         ),
         "</main>",
-        "<footer><p>Generated by dinsos-ledger from the ledger's projections. Amounts are "
-        "whole rupiah; charts show millions (juta). Continuity follows the ledger's rules: "
-        "window 90 days for households, 180 for veterans.</p></footer>",
+        (
+            "<footer><p>Generated by dinsos-ledger from the ledger's projections. Amounts "
+            "are whole rupiah; charts show millions (juta). Continuity follows the ledger's "
+            "rules: window 90 days for households, 180 for veterans.</p></footer>"
+        ),
         "</body>",
         "</html>",
         "",
@@ -843,27 +890,15 @@ def render_html(data: ReportData, *, title: str = "Kabupaten Kutai Timur") -> st
     return "\n".join(p for p in parts if p)
 
 
-def write_report(
-    ledger: Ledger,
-    out_dir: str | Path,
-    *,
-    as_of: dt.date | None = None,
-    on_stage: Callable[[str], None] | None = None,
-) -> Path:
+def write_report(ledger: Ledger, out_dir: str | Path, *, as_of: dt.date | None = None) -> Path:
     """Write the report of ``ledger`` as of ``as_of`` (default today) to ``out_dir/index.html``.
 
-    ``on_stage`` is told what is being done ("projections", "charts"), for progress display.
-    Returns the path of the page.
+    The folder is created first, so a folder that cannot be made fails before the ledger is
+    read. Returns the path of the page.
     """
-    day = as_of or dt.date.today()
-    if on_stage is not None:
-        on_stage("projections")
-    data = gather(ledger, day)
-    if on_stage is not None:
-        on_stage("charts")
-    page = render_html(data)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    page = render_html(gather(ledger, as_of or dt.date.today()))
     path = out / REPORT_FILE
     tmp = path.with_suffix(".html.tmp")
     tmp.write_text(page, encoding="utf-8")

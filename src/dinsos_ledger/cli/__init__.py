@@ -7,6 +7,7 @@ Exit status: 0 success, 1 the ledger refused something (rejects, failed verifica
 from __future__ import annotations
 
 from dinsos_ledger.cli import audit_verbs
+from dinsos_ledger.cli import demo_verbs
 from dinsos_ledger.cli import ledger_verbs
 from dinsos_ledger.cli import projection_verbs
 from dinsos_ledger.cli.base import main
@@ -15,4 +16,5 @@ __all__ = ["main"]
 
 ledger_verbs.register(main)
 audit_verbs.register(main)
+demo_verbs.register(main)
 projection_verbs.register(main)
