@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 import typing
 from collections.abc import Callable
 from datetime import date, datetime
@@ -140,14 +141,29 @@ def event_fields(cls: Any) -> tuple[tuple[str, Any], ...]:
     )
 
 
-@cache
-def _unstructure_plan(cls: Any) -> tuple[tuple[str, _Hook], ...]:
-    return tuple((name, converter.get_unstructure_hook(tp)) for name, tp in event_fields(cls))
+def _is_plain(tp: Any) -> bool:
+    """True for JSON-native types (str, int, bool, optionally None): stored as they are."""
+    if tp in (str, int, bool):
+        return True
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return all(arg in (str, int, bool, type(None)) for arg in typing.get_args(tp))
+    return False
 
 
 @cache
-def _structure_plan(cls: Any) -> dict[str, tuple[_SHook, Any]]:
-    return {name: (converter.get_structure_hook(tp), tp) for name, tp in event_fields(cls)}
+def _unstructure_plan(cls: Any) -> tuple[tuple[str, _Hook | None], ...]:
+    return tuple(
+        (name, None if _is_plain(tp) else converter.get_unstructure_hook(tp))
+        for name, tp in event_fields(cls)
+    )
+
+
+@cache
+def _structure_plan(cls: Any) -> dict[str, tuple[_SHook, Any] | None]:
+    return {
+        name: None if _is_plain(tp) else (converter.get_structure_hook(tp), tp)
+        for name, tp in event_fields(cls)
+    }
 
 
 class LedgerMapper(Mapper[UUID]):
@@ -176,7 +192,10 @@ class LedgerMapper(Mapper[UUID]):
                     {"timestamp": values["timestamp"], "topic": values["topic"], "state": values["state"]}
                 ),
             )
-        state = {name: hook(values[name]) for name, hook in _unstructure_plan(cls)}
+        state = {
+            name: values[name] if hook is None else hook(values[name])
+            for name, hook in _unstructure_plan(cls)
+        }
         class_version = getattr(cls, "class_version", 1)
         if class_version > 1:
             state["class_version"] = class_version
@@ -202,8 +221,9 @@ class LedgerMapper(Mapper[UUID]):
                 from_version += 1
             plan = _structure_plan(cls)
             for name, value in state.items():
-                hook, tp = plan[name]
-                state[name] = hook(value, tp)
+                step = plan[name]
+                if step is not None:
+                    state[name] = step[0](value, step[1])
         except Exception as e:
             msg = (
                 f"cannot decode stored event {stored_event.originator_id} "

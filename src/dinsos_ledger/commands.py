@@ -427,6 +427,26 @@ _SPECS: Final[dict[str, tuple[type[Command], dict[str, _Parser], dict[str, _Pars
 #: The command names of SPEC section 3, in its order.
 COMMAND_NAMES: Final = tuple(_SPECS)
 
+_Plan = tuple[tuple[tuple[str, _Parser], ...], tuple[tuple[str, _Parser], ...], frozenset[str]]
+
+
+def _plan(spec: tuple[type[Command], dict[str, _Parser], dict[str, _Parser]] | None) -> _Plan:
+    # Worked out once per command name: which fields are required, which optional, and
+    # which keys are known (so anything else is an unknown field).
+    required = {k: v for k, v in _COMMON.items() if k != "command"}
+    optional: dict[str, _Parser] = {"note": _string(0, 2000)}
+    if spec is not None:
+        required.update(spec[1])
+        optional.update(spec[2])
+    known = frozenset({"command", *required, *optional})
+    return tuple(required.items()), tuple(optional.items()), known
+
+
+_PLANS: Final[dict[str | None, _Plan]] = {
+    None: _plan(None),
+    **{name: _plan(spec) for name, spec in _SPECS.items()},
+}
+
 
 def parse_command(data: Any) -> Command:
     """Validate one decoded JSON value as a command and return it typed.
@@ -447,15 +467,9 @@ def parse_command(data: Any) -> Command:
         problems.append(
             ("command", f"'command' must be one of {', '.join(_SPECS)} (got {what})")
         )
-    parsers: dict[str, _Parser] = dict(_COMMON)
-    optional: dict[str, _Parser] = {"note": _string(0, 2000)}
-    if spec is not None:
-        parsers.update(spec[1])
-        optional.update(spec[2])
+    required, optional, known = _PLANS[name if spec is not None else None]
     values: dict[str, Any] = {}
-    for field, parser in parsers.items():
-        if field == "command":
-            continue
+    for field, parser in required:
         if field not in data:
             problems.append((field, f"missing field '{field}'"))
             continue
@@ -463,14 +477,14 @@ def parse_command(data: Any) -> Command:
             values[field] = parser(data[field])
         except _Bad as bad:
             problems.append((field, f"'{field}' must be {bad}"))
-    for field, parser in optional.items():
+    for field, parser in optional:
         if field in data:
             try:
                 values[field] = parser(data[field])
             except _Bad as bad:
                 problems.append((field, f"'{field}' must be {bad}"))
-    if spec is not None:
-        unknown = sorted(set(data) - set(parsers) - set(optional))
+    if spec is not None and len(data) > len(values) + 1:
+        unknown = sorted(key for key in data if key not in known)
         problems.extend((field, _unknown_field(field)) for field in unknown)
     if spec is not None and not problems:
         problems.extend(_cross_field_problems(spec[0].COMMAND, data, values))
