@@ -20,9 +20,10 @@ from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
 from uuid import UUID, uuid4
 
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
 from dinsos_ledger import chain
@@ -337,6 +338,11 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             after = rows[-1][0]
 
 
+# As eventsourcing does for its own reads: a connection cut while idle in the pool (a
+# server restart, a network drop) is replaced and the read tried again, not reported.
+_retry_reads = retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+
+
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
     """PostgreSQL recorder that also keeps command ids, data keys and the chain, atomically.
 
@@ -442,6 +448,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             )
         return positions
 
+    @_retry_reads
     def select_command_digests(self, ids: Iterable[str]) -> dict[str, str]:
         """The stored digests of those of ``ids`` that were accepted."""
         ids = list(ids)
@@ -454,6 +461,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             )
             return {row["id"]: row["digest"] for row in curs.fetchall()}
 
+    @_retry_reads
     def select_events_of(
         self, subject_ids: Sequence[UUID], *, snapshots_table: str = "ledger_snapshots"
     ) -> tuple[list[StoredEvent], list[StoredEvent]]:
@@ -492,6 +500,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             ]
         return list(snapshots.values()), events
 
+    @_retry_reads
     def select_originators_after(self, position: int, *, limit: int) -> list[tuple[int, UUID]]:
         """``(position, subject id)`` of up to ``limit`` events recorded after ``position``."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
@@ -504,6 +513,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             )
             return [(row["notification_id"], row["originator_id"]) for row in curs.fetchall()]
 
+    @_retry_reads
     def select_wrapped_key(self, subject_id: UUID) -> bytes | None:
         """The wrapped data key of a subject, or None once shredded."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
