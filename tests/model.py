@@ -1,4 +1,4 @@
-"""A plain reference model of the ledger, written from SPEC sections 2–5 alone.
+r"""A plain reference model of the ledger, written from SPEC sections 2–5 alone.
 
 The real ledger is event-sourced, encrypted and stored; this model is a handful of
 dictionaries and lists, so that it can be read against the SPEC line by line and trusted
@@ -81,7 +81,7 @@ Where the SPEC is silent or could be read two ways, this model chooses as follow
    invalid UTF-8, a byte-order mark inside a line, nesting too deep for the parser and
    integers too long for Python's parser are all ``invalid``; a byte-order mark opening
    the file is ignored (RFC 8259 lets parsers ignore it; spreadsheet exports write one).
-2. A string containing a NUL character or a lone surrogate (possible through ``\\u``
+2. A string containing a NUL character or a lone surrogate (possible through ``\u``
    escapes) is ``invalid``: it cannot be stored as UTF-8 text (nor in PostgreSQL).
 3. Lengths are counted in Unicode code points. ``actor`` must be non-empty; a blank actor
    such as ``" "`` is accepted (the SPEC only says non-empty).
@@ -488,9 +488,9 @@ class Model:
     def import_text(self, text: str) -> list[dict[str, Any]]:
         """Execute every non-blank line of a command file; one result per such line."""
         results = []
-        for number, line in enumerate(text.split("\n"), start=1):
-            if number == 1 and line.startswith("\ufeff"):
-                line = line[1:]  # a byte-order mark opening the file is not content
+        for number, raw in enumerate(text.split("\n"), start=1):
+            # A byte-order mark opening the file is not content.
+            line = raw[1:] if number == 1 and raw.startswith("\ufeff") else raw
             if line.strip(" \t\r") == "":
                 continue
             outcome, code = self.execute(line)

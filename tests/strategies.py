@@ -433,8 +433,9 @@ def command_lists(
             command["ref"] = last_payment["ref"]
             command["reference"] = last_payment["reference"]
         if mutate == "always" or (mutate == "sometimes" and draw(st.integers(0, 19)) == 19):
-            command = draw(_broken(command))
-        out.append(command)
+            out.append(draw(_broken(command)))
+        else:
+            out.append(command)
     for story in draw(st.lists(_payment_story(pools), max_size=3)):
         at = draw(st.integers(0, len(out)))
         out[at:at] = story

@@ -15,9 +15,9 @@ import random
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, cast
 
 import attrs
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -38,6 +38,7 @@ from dinsos_ledger.errors import (
     UnknownSubject,
     UnknownVersion,
 )
+from dinsos_ledger.loading import SubjectCache
 from dinsos_ledger.privacy import (
     KeyRing,
     MasterKey,
@@ -46,8 +47,7 @@ from dinsos_ledger.privacy import (
     pii_digest,
     seal,
 )
-from dinsos_ledger.loading import SubjectCache
-from dinsos_ledger.storage import Target, parse_target
+from dinsos_ledger.storage import LedgerRecorder, Target, parse_target
 from dinsos_ledger.types import subject_id
 
 if TYPE_CHECKING:  # the projections build on this module; imported where first used
@@ -60,6 +60,8 @@ __all__ = ["DEFAULT_DESIL_LIMIT", "Ledger", "LedgerApplication", "Outcome"]
 #: The highest desil that may receive an allocation unless a programme has its own limit.
 DEFAULT_DESIL_LIMIT: Final = 4
 _MAX_ATTEMPTS: Final = 30
+# A reject line repeats a command's id only when it is at most this long.
+_SHOWN_ID_MAX: Final = 1000
 
 Status = Literal["accepted", "duplicate", "rejected"]
 
@@ -221,7 +223,8 @@ class Ledger:
             raise StorageError(f"cannot open the ledger at {self.target.display}: {e}") from e
         self.master_key = master_key or self._load_master_key()
         self.repository = self.app.repository
-        self.recorder = self.app.recorder
+        # The target's APPLICATION_RECORDER_TOPIC names one of the ledger's recorders.
+        self.recorder = cast(LedgerRecorder, self.app.recorder)
         self.keyring = KeyRing(self.master_key, _KeyStore(self.recorder))
         self._cache = SubjectCache(self.app)
         self.desil_limits: dict[str, int] = dict(desil_limits or {})
@@ -274,8 +277,10 @@ class Ledger:
                         f"{self.target.display}; nothing of this batch was recorded"
                     ) from None
                 # A random, growing pause: without it a long batch can lose every attempt
-                # to writers of short batches touching the same subjects.
-                time.sleep(random.uniform(0.0, min(1.0, 0.01 * 2**attempt)))
+                # to writers of short batches touching the same subjects. (Jitter needs no
+                # cryptographic randomness, hence S311 is off here.)
+                pause = random.uniform(0.0, min(1.0, 0.01 * 2**attempt))  # noqa: S311
+                time.sleep(pause)
             except PersistenceError as e:
                 # Reads (cache sync, bulk loads) fail with the store's own errors.
                 self._drop_cache()
@@ -289,7 +294,7 @@ class Ledger:
     def _known(self, ids: Sequence[str]) -> dict[str, str]:
         """The stored digests of those of ``ids`` that were accepted."""
         try:
-            return dict(self.recorder.select_command_digests(ids))  # type: ignore[attr-defined]
+            return dict(self.recorder.select_command_digests(ids))
         except (PersistenceError, OSError) as e:
             raise StorageError(f"cannot read the ledger at {self.target.display}: {e}") from e
 
@@ -328,7 +333,9 @@ class Ledger:
             except IntegrityError:
                 raise
             except (OperationalError, PersistenceError, OSError) as e:
-                raise StorageError(f"cannot write to the ledger at {self.target.display}: {e}") from e
+                raise StorageError(
+                    f"cannot write to the ledger at {self.target.display}: {e}"
+                ) from e
             for sid in batch.shred:
                 self.keyring.forget(sid)
             if batch.shred and hasattr(self.recorder, "purge_shredded"):
@@ -785,7 +792,7 @@ class Ledger:
                 break
             known = event.originator_version
         if known == 0:
-            shown = when.astimezone(timezone.utc).isoformat()
+            shown = when.astimezone(UTC).isoformat()
             raise UnknownSubject(f"{ref} was not yet registered at {shown}")
         return known
 
@@ -833,8 +840,8 @@ class Ledger:
         fields: tuple[str, ...] = getattr(subject, "PII_FIELDS", ())
         forgotten = getattr(subject, "forgotten_on", None) is not None
         for field in fields:
-            data[field] = None if forgotten else self.keyring.open(
-                subject.id, field, getattr(subject, field)
+            data[field] = (
+                None if forgotten else self.keyring.open(subject.id, field, getattr(subject, field))
             )
         return data
 
@@ -860,7 +867,7 @@ def _refs_named(commands: Iterable[cmd.Command]) -> list[str]:
 
 def _printable_id(value: Any) -> str | None:
     """The line's id as a reject may show it: only a string that can be written back out."""
-    if not isinstance(value, str) or "\x00" in value or len(value) > 1000:
+    if not isinstance(value, str) or "\x00" in value or len(value) > _SHOWN_ID_MAX:
         return None
     try:
         value.encode("utf-8")
@@ -879,7 +886,11 @@ def _error_for(outcome: Outcome) -> LedgerError:
 
     for name in errors.__all__:
         klass = getattr(errors, name)
-        if isinstance(klass, type) and issubclass(klass, LedgerError) and klass.code == outcome.code:
+        if (
+            isinstance(klass, type)
+            and issubclass(klass, LedgerError)
+            and klass.code == outcome.code
+        ):
             error: LedgerError = klass(outcome.message or outcome.code or "")
             return error
     return LedgerError(outcome.message or "")

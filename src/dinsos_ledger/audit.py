@@ -30,7 +30,7 @@ import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Final, Literal, ParamSpec, TypeVar
+from typing import Any, Final, Literal, ParamSpec, TypeVar, cast
 
 import attrs
 import psycopg
@@ -39,11 +39,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
+from eventsourcing.domain import CanMutateProtocol, DomainEventProtocol
 from eventsourcing.persistence import PersistenceError
 from eventsourcing.utils import resolve_topic
 from psycopg.sql import SQL, Identifier
 
 from dinsos_ledger import chain
+from dinsos_ledger.aggregates.base import Subject
 from dinsos_ledger.application import Ledger
 from dinsos_ledger.codec import converter, event_fields
 from dinsos_ledger.commands import PII_FIELDS
@@ -80,6 +82,7 @@ FindingKind = Literal[
 
 _META_TABLE: Final = "dinsos_meta"
 _LEDGER_ID: Final = "ledger_id"
+_PUBLIC_KEY_BYTES: Final = 32  # an Ed25519 public key
 # Envelope fields of every event, shown under their own names in a history entry.
 _ENVELOPE: Final = frozenset({"timestamp", "originator_topic", "on", "actor", "command_id", "note"})
 _CAMEL_RE: Final = re.compile(r"(?<!^)(?=[A-Z])")
@@ -236,9 +239,7 @@ def verify(ledger: Ledger, *, checkpoint: chain.Checkpoint | None = None) -> Ver
             checkpoint=checkpoint,
             finding=_locate(ledger, stray),
         )
-    head = max(
-        _position(recorder, "row", "last") or 0, _position(recorder, "link", "last") or 0
-    )
+    head = max(_position(recorder, "row", "last") or 0, _position(recorder, "link", "last") or 0)
     foreign = checkpoint is not None and checkpoint.ledger != identity
     result = chain.check_chain(
         _rows(recorder, head),
@@ -300,8 +301,11 @@ def _position(
     which: Literal["first", "last", "next"],
     after: int = 0,
 ) -> int | None:
-    """The first or last position of the events (``row``) or chain (``link``) table, or the
-    ``next`` one after ``after``; None when there is none. Reads no column but the position."""
+    """A position in the events (``row``) or chain (``link``) table; None when there is none.
+
+    ``which`` is the ``first`` or ``last`` position, or the ``next`` one after ``after``.
+    Reads no column but the position.
+    """
     aggregate = "MAX" if which == "last" else "MIN"
     where = which == "next"
     if isinstance(recorder, LedgerPostgresRecorder):
@@ -318,7 +322,7 @@ def _position(
         assert isinstance(recorder, LedgerSQLiteRecorder)
         table_name = recorder.events_table_name if what == "row" else "dinsos_chain"
         column_name = "rowid" if what == "row" else "position"
-        sql = f"SELECT {aggregate}({column_name}) FROM {table_name}"  # noqa: S608
+        sql = f"SELECT {aggregate}({column_name}) FROM {table_name}"
         if where:
             sql += f" WHERE {column_name} > ?"
         with recorder.datastore.transaction(commit=False) as c:
@@ -398,7 +402,7 @@ def _locate(ledger: Ledger, finding: chain.Finding) -> AuditFinding:
     version: int | None = None
     position = finding.position
     row = None
-    if position is not None and finding.kind != "removed" and finding.kind != "truncated":
+    if position is not None and finding.kind not in {"removed", "truncated"}:
         try:
             row = next(iter(ledger.recorder.iter_rows(after=position - 1, page=1)), None)
         except (TypeError, ValueError, UnicodeDecodeError):
@@ -433,7 +437,7 @@ def _subject_of(ledger: Ledger, originator_id: str) -> tuple[str | None, str | N
     """The ref and kind of a subject, read from its first event; Nones when unreadable."""
     try:
         first = next(iter(ledger.app.events.get(uuid.UUID(originator_id), lte=1)), None)
-        if first is None:
+        if not isinstance(first, Subject.Created):
             return None, None
         owner = resolve_topic(first.originator_topic)
         return str(first.ref), str(owner.kind.value)
@@ -457,8 +461,10 @@ def _snapshot_keys(ledger: Ledger, page: int = 500) -> Iterator[tuple[Any, Any]]
             table = SQL("{0}.{1}").format(
                 Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)
             )
-            where = SQL("") if last is None else SQL(
-                "WHERE (originator_id, originator_version) > (%s, %s) "
+            where = (
+                SQL("")
+                if last is None
+                else SQL("WHERE (originator_id, originator_version) > (%s, %s) ")
             )
             query = SQL(
                 "SELECT originator_id, originator_version FROM {0} {1}"
@@ -471,7 +477,7 @@ def _snapshot_keys(ledger: Ledger, page: int = 500) -> Iterator[tuple[Any, Any]]
             after = "" if last is None else "WHERE (originator_id, originator_version) > (?, ?) "
             table_name = recorder.events_table_name
             sql = (
-                f"SELECT originator_id, originator_version FROM {table_name} "  # noqa: S608
+                f"SELECT originator_id, originator_version FROM {table_name} "
                 f"{after}ORDER BY originator_id, originator_version LIMIT ?"
             )
             with recorder.datastore.transaction(commit=False) as c:
@@ -481,6 +487,12 @@ def _snapshot_keys(ledger: Ledger, page: int = 500) -> Iterator[tuple[Any, Any]]
             return
         yield from rows
         last = rows[-1]
+
+
+def _mutate(event: DomainEventProtocol[Any], aggregate: Any) -> Any:
+    # Every stored event and snapshot of a subject (Aggregate.Event, Aggregate.Created,
+    # Snapshot) can mutate one; the event store's type promises only the base protocol.
+    return cast("CanMutateProtocol[Any]", event).mutate(aggregate)
 
 
 def _state(aggregate: Any) -> dict[str, Any]:
@@ -503,18 +515,16 @@ def check_snapshots(ledger: Ledger) -> AuditFinding | None:
         shown_version = version if type(version) is int else None
         try:
             sid = (
-                originator_id
-                if isinstance(originator_id, uuid.UUID)
-                else uuid.UUID(originator_id)
+                originator_id if isinstance(originator_id, uuid.UUID) else uuid.UUID(originator_id)
             )
             if sid != subject:
                 subject, replayed, replayed_version = sid, None, 0
             for event in ledger.app.events.get(sid, gt=replayed_version, lte=version):
-                replayed = event.mutate(replayed)
+                replayed = _mutate(event, replayed)
             replayed_version = version
             assert ledger.app.snapshots is not None
             stored = next(iter(ledger.app.snapshots.get(sid, gt=version - 1, lte=version)))
-            taken = stored.mutate(None)
+            taken = _mutate(stored, None)
             same = replayed is not None and _state(taken) == _state(replayed)
         except _STORE_ERRORS:
             raise
@@ -590,7 +600,7 @@ def ledger_id(ledger: Ledger, *, create: bool = False) -> str | None:
                 "(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
             )
             c.execute(
-                f"INSERT INTO {_META_TABLE} (name, value) VALUES (?, ?) "  # noqa: S608
+                f"INSERT INTO {_META_TABLE} (name, value) VALUES (?, ?) "
                 "ON CONFLICT (name) DO NOTHING",
                 (_LEDGER_ID, fresh),
             )
@@ -600,7 +610,7 @@ def ledger_id(ledger: Ledger, *, create: bool = False) -> str | None:
             )
             if c.fetchone() is None:
                 return None
-        c.execute(f"SELECT value FROM {_META_TABLE} WHERE name = ?", (_LEDGER_ID,))  # noqa: S608
+        c.execute(f"SELECT value FROM {_META_TABLE} WHERE name = ?", (_LEDGER_ID,))
         row = c.fetchone()
         return None if row is None else str(row[0])
 
@@ -652,8 +662,11 @@ def make_checkpoint(
 
 
 def parse_public_key(text: str) -> bytes:
-    """Return the 32 raw bytes of an Ed25519 public key given as base64 (as in a checkpoint's
-    ``public_key``) or as a PEM ``PUBLIC KEY`` block; raises :class:`ValueError` otherwise."""
+    """Return the 32 raw bytes of an Ed25519 public key given as base64 or PEM.
+
+    The base64 form is that of a checkpoint's ``public_key``; the PEM form is a
+    ``PUBLIC KEY`` block. Raises :class:`ValueError` otherwise.
+    """
     stripped = text.strip()
     if stripped.startswith("-----BEGIN"):
         try:
@@ -668,8 +681,8 @@ def parse_public_key(text: str) -> bytes:
         raw = base64.b64decode(stripped, validate=True)
     except (binascii.Error, ValueError):
         raw = b""
-    if len(raw) != 32:
-        msg = f"'public key' must be base64 of 32 bytes (got {stripped[:60]!r})"
+    if len(raw) != _PUBLIC_KEY_BYTES:
+        msg = f"'public key' must be base64 of {_PUBLIC_KEY_BYTES} bytes (got {stripped[:60]!r})"
         raise ValueError(msg)
     return raw
 
@@ -794,4 +807,3 @@ def write_checkpoint_file(path: Path, signed: Mapping[str, object], *, replace: 
     text = json.dumps(dict(signed), indent=2, sort_keys=True) + "\n"
     with path.open("w" if replace else "x", encoding="utf-8") as out:
         out.write(text)
-

@@ -57,6 +57,7 @@ _LINK_TAG: Final = b"dinsos-ledger/chain/v1\x00"
 _CHECKPOINT_TAG: Final = b"dinsos-ledger/checkpoint/v1\x00"
 
 _MAX_U64: Final = 2**64 - 1
+_LEDGER_ID_MAX: Final = 256
 _HEX64_RE: Final = re.compile(r"[0-9a-f]{64}")
 
 Row = tuple[int, str, int, str, bytes]
@@ -191,8 +192,11 @@ def _utc_timestamp(_: object, attribute: attrs.Attribute[str], value: str) -> No
 
 
 def _ledger_id(_: object, attribute: attrs.Attribute[str], value: str) -> None:
-    if not isinstance(value, str) or not 1 <= len(value) <= 256:
-        msg = f"'{attribute.name}' must be an identifier of 1-256 characters (got {value!r:.80})"
+    if not isinstance(value, str) or not 1 <= len(value) <= _LEDGER_ID_MAX:
+        msg = (
+            f"'{attribute.name}' must be an identifier of 1-{_LEDGER_ID_MAX} characters "
+            f"(got {value!r:.80})"
+        )
         raise ValueError(msg)
 
 

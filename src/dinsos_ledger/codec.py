@@ -130,15 +130,24 @@ class JSONBytes(Transcoder):
 _Hook = Callable[[Any], Any]
 _SHook = Callable[[Any, Any], Any]
 
-@cache
-def event_fields(cls: Any) -> tuple[tuple[str, Any], ...]:
+
+_EVENT_FIELDS: dict[type[Any], tuple[tuple[str, Any], ...]] = {}
+
+
+def event_fields(cls: type[Any]) -> tuple[tuple[str, Any], ...]:
     """Return ``(name, type)`` of the stored fields of an event class (not id and version)."""
-    hints = typing.get_type_hints(cls)
-    return tuple(
-        (f.name, hints[f.name])
-        for f in dataclasses.fields(cls)
-        if f.name not in ("originator_id", "originator_version")
-    )
+    # Memoised per class in a plain dict rather than with functools.cache: its wrapper types
+    # each argument as Hashable, and mypy does not count a class object as one.
+    fields = _EVENT_FIELDS.get(cls)
+    if fields is None:
+        hints = typing.get_type_hints(cls)
+        fields = tuple(
+            (f.name, hints[f.name])
+            for f in dataclasses.fields(cls)
+            if f.name not in ("originator_id", "originator_version")
+        )
+        _EVENT_FIELDS[cls] = fields
+    return fields
 
 
 def _is_plain(tp: Any) -> bool:
@@ -189,7 +198,11 @@ class LedgerMapper(Mapper[UUID]):
                 originator_version=domain_event.originator_version,
                 topic=get_topic(cls),
                 state=self.snapshots.encode(
-                    {"timestamp": values["timestamp"], "topic": values["topic"], "state": values["state"]}
+                    {
+                        "timestamp": values["timestamp"],
+                        "topic": values["topic"],
+                        "state": values["state"],
+                    }
                 ),
             )
         state = {

@@ -62,6 +62,9 @@ PII_FIELDS: Final = frozenset({"family_card", "head_nik", "head_name", "nik", "n
 _DATE_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DIGITS16_RE: Final = re.compile(r"[0-9]{16}")
 _REASON_MAX: Final = 2000
+_NAME_MAX: Final = 200
+# An offending value is quoted in a message up to this many characters.
+_SHOWN_MAX: Final = 60
 
 
 @attrs.frozen(kw_only=True)
@@ -246,7 +249,7 @@ def _kind(value: Any) -> str:
 
 def _shown(value: Any) -> str:
     text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 60 else text[:57] + "…"
+    return text if len(text) <= _SHOWN_MAX else text[: _SHOWN_MAX - 3] + "…"
 
 
 def _storable(value: str) -> None:
@@ -297,8 +300,8 @@ def _person_name(value: Any) -> str:
     if not isinstance(value, str):
         raise _Bad(f"a string (got {_kind(value)})")
     # SPEC section 3 sets a length only (1–200 characters), as it does for ``actor``.
-    if not 1 <= len(value) <= 200:
-        raise _Bad(f"1–200 characters long (got {len(value)} characters)")
+    if not 1 <= len(value) <= _NAME_MAX:
+        raise _Bad(f"1–{_NAME_MAX} characters long (got {len(value)} characters)")
     _storable(value)
     return value
 
@@ -464,9 +467,7 @@ def parse_command(data: Any) -> Command:
         problems.append(("command", "missing field 'command'"))
     elif spec is None:
         what = _shown(name) if isinstance(name, str) else _kind(name)
-        problems.append(
-            ("command", f"'command' must be one of {', '.join(_SPECS)} (got {what})")
-        )
+        problems.append(("command", f"'command' must be one of {', '.join(_SPECS)} (got {what})"))
     required, optional, known = _PLANS[name if spec is not None else None]
     values: dict[str, Any] = {}
     for field, parser in required:
@@ -515,8 +516,10 @@ def _cross_field_problems(
         return [
             (
                 "ends",
-                f"'ends' must not be before 'starts' {values['starts'].isoformat()} "
-                f"(got {values['ends'].isoformat()})",
+                (
+                    f"'ends' must not be before 'starts' {values['starts'].isoformat()} "
+                    f"(got {values['ends'].isoformat()})"
+                ),
             )
         ]
     return []

@@ -259,7 +259,7 @@ def run_demo(
                     ledger, [folder / SCENARIO_FILE], on_reject=on_reject, progress=stage.advance
                 )
             with bars.stage("Building projections") as stage:
-                ledger.projections.catch_up(lambda done, total: stage.update(done, total))
+                ledger.projections.catch_up(stage.update)
             with bars.stage("Writing the report"):
                 write_report(ledger, folder / REPORT_DIR, as_of=config.end)
 

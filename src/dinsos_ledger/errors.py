@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "CODES",
     "AlreadyEnrolled",
     "AlreadyRegistered",
     "AlreadyReversed",
@@ -23,7 +24,6 @@ __all__ = [
     "UnknownReference",
     "UnknownSubject",
     "UnknownVersion",
-    "CODES",
 ]
 
 

@@ -24,6 +24,8 @@ __all__ = ["MAX_LINE_BYTES", "ImportReport", "Reject", "import_files", "read_com
 #: The longest line read as a command; longer lines are rejected without being decoded.
 MAX_LINE_BYTES: Final = 1_048_576
 _MAX_DEPTH_MESSAGE: Final = "nested too deeply"
+# A repeated key is quoted in the reject up to this many characters.
+_SHOWN_KEY_MAX: Final = 40
 
 
 @attrs.frozen
@@ -65,7 +67,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            shown = key if len(key) <= 40 else key[:37] + "…"
+            shown = key if len(key) <= _SHOWN_KEY_MAX else key[: _SHOWN_KEY_MAX - 3] + "…"
             msg = f"the key '{shown}' appears twice in one object"
             raise ValueError(msg)
         result[key] = value
@@ -123,11 +125,11 @@ def read_commands(
         if raw is None:
             yield number, InvalidCommand(f"line is longer than {MAX_LINE_BYTES} bytes")
             continue
-        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]  # a byte-order mark from spreadsheet exports is not content
-        if not raw.strip(b" \t\r\n"):
+        # A byte-order mark from spreadsheet exports is not content.
+        line = raw[3:] if number == 1 and raw.startswith(b"\xef\xbb\xbf") else raw
+        if not line.strip(b" \t\r\n"):
             continue  # blank: spaces, tabs and line ends only
-        yield number, _decode(raw.rstrip(b"\r\n"))
+        yield number, _decode(line.rstrip(b"\r\n"))
 
 
 def import_files(

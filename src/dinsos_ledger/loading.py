@@ -47,7 +47,9 @@ class SubjectCache:
         if self.head is None or head < self.head or head - self.head > _RESYNC_LIMIT:
             self._items.clear()
         elif head > self.head:
-            for _, subject_id in recorder.select_originators_after(self.head, limit=head - self.head):
+            for _, subject_id in recorder.select_originators_after(
+                self.head, limit=head - self.head
+            ):
                 self._items.pop(subject_id, None)
         self.head = head
         return head

@@ -86,6 +86,10 @@ _GAP: Final = "#E69F00"
 _OVERDUE: Final = "#D55E00"
 _INK: Final = "#1f2933"
 _MUTED: Final = "#616e7c"
+# The coverage axis starts one 5 % step lower when the lowest value is within this fraction
+# of a step above a gridline, so no dot sits on the axis.
+_AXIS_CLEARANCE: Final = 0.4
+_DECEMBER: Final = 12
 _RC: Final[dict[str, Any]] = {
     # Text stays text in the SVG: searchable, readable aloud, shown in the browser's font.
     "svg.fonttype": "none",
@@ -422,9 +426,11 @@ def _chart_coverage(rows: Sequence[KecamatanCoverage], overall: float) -> Figure
     ordered = sorted(rows, key=lambda r: (-r.coverage, r.name))
     ax = fig.add_subplot()
     ys = list(range(len(ordered)))
-    low = min(min(r.coverage for r in ordered), overall)
+    low = min(overall, *(r.coverage for r in ordered))
     # Start at a round 5 % below the lowest value, so no dot sits on the axis.
-    start = max(0.0, (int(low * 20) - (1 if low * 20 - int(low * 20) < 0.4 else 0)) / 20)
+    start = max(
+        0.0, (int(low * 20) - (1 if low * 20 - int(low * 20) < _AXIS_CLEARANCE else 0)) / 20
+    )
     ax.set_xlim(start, 1.0)
     ax.grid(axis="x", color="#e4e7eb", linewidth=0.8)
     ax.grid(axis="y", color="#f0f2f5", linewidth=0.8)
@@ -541,7 +547,7 @@ def _months(first: str, last: str) -> list[str]:
     months = []
     while f"{y:04d}-{m:02d}" <= last:
         months.append(f"{y:04d}-{m:02d}")
-        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+        y, m = (y + 1, 1) if m == _DECEMBER else (y, m + 1)
     return months
 
 

@@ -65,9 +65,7 @@ class Kecamatan:
     def village_codes(self) -> tuple[str, ...]:
         """Return the Kemendagri codes of the kecamatan's villages, desa first."""
         desa = self.villages - len(self.kelurahan)
-        return (
-            tuple(f"64.08.{self.code}.{2001 + i}" for i in range(desa)) + self.kelurahan
-        )
+        return tuple(f"64.08.{self.code}.{2001 + i}" for i in range(desa)) + self.kelurahan
 
 
 #: The 18 kecamatan of Kutai Timur (Perda 12/2005); codes can change with Kepmendagri updates.
@@ -93,13 +91,13 @@ KECAMATAN: Final[tuple[Kecamatan, ...]] = (
 )
 
 
-def _positive(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+def _positive(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if type(value) is not int or value <= 0:
         msg = f"'{attribute.name}' must be a positive whole number of rupiah (got {value!r})"
         raise ValueError(msg)
 
 
-def _not_negative(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+def _not_negative(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if type(value) is not int or value < 0:
         msg = f"'{attribute.name}' must be a whole number >= 0 (got {value!r})"
         raise ValueError(msg)
@@ -126,13 +124,13 @@ class Amounts:
     """Per planned participant of a PELATIHAN cohort (tools and starting capital)."""
 
 
-def _valid_range(instance: ScenarioConfig, attribute: attrs.Attribute[Any], value: Any) -> None:
+def _valid_range(instance: ScenarioConfig, _attribute: attrs.Attribute[Any], value: Any) -> None:
     if instance.start > value:
         msg = f"'end' must not be before 'start' {instance.start} (got {value})"
         raise ValueError(msg)
 
 
-def _rate(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+def _rate(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
     if not 0.0 <= value <= 1.0:
         msg = f"'{attribute.name}' must be between 0 and 1 (got {value!r})"
         raise ValueError(msg)
@@ -194,19 +192,80 @@ class ScenarioSummary:
 # Synthetic names: common Indonesian given names and family names of the peoples of East
 # Kalimantan (Kutai, Banjar, Bugis, Dayak, Javanese, Batak); combinations are made up.
 _MALE: Final = (
-    "Ahmad", "Budi", "Slamet", "Agus", "Hendra", "Rudi", "Syamsul", "Darmawan", "Andi",
-    "Yohanes", "Markus", "Ismail", "Hasan", "Sutrisno", "Bambang", "Joko", "Irwan", "Rahmat",
-    "Fajar", "Arif", "Muhammad", "Yusuf", "Daniel", "Kornelius", "Iskandar", "Supriadi",
+    "Ahmad",
+    "Budi",
+    "Slamet",
+    "Agus",
+    "Hendra",
+    "Rudi",
+    "Syamsul",
+    "Darmawan",
+    "Andi",
+    "Yohanes",
+    "Markus",
+    "Ismail",
+    "Hasan",
+    "Sutrisno",
+    "Bambang",
+    "Joko",
+    "Irwan",
+    "Rahmat",
+    "Fajar",
+    "Arif",
+    "Muhammad",
+    "Yusuf",
+    "Daniel",
+    "Kornelius",
+    "Iskandar",
+    "Supriadi",
 )
 _FEMALE: Final = (
-    "Siti", "Sri", "Nur", "Dewi", "Rina", "Wati", "Hartini", "Yuliana", "Maria", "Fatimah",
-    "Aisyah", "Ratna", "Sumiati", "Lestari", "Rosmini", "Hasnah", "Nurhayati", "Marlina",
-    "Agustina", "Kristina", "Halimah", "Suryani",
+    "Siti",
+    "Sri",
+    "Nur",
+    "Dewi",
+    "Rina",
+    "Wati",
+    "Hartini",
+    "Yuliana",
+    "Maria",
+    "Fatimah",
+    "Aisyah",
+    "Ratna",
+    "Sumiati",
+    "Lestari",
+    "Rosmini",
+    "Hasnah",
+    "Nurhayati",
+    "Marlina",
+    "Agustina",
+    "Kristina",
+    "Halimah",
+    "Suryani",
 )
 _FAMILY: Final = (
-    "Saputra", "Santoso", "Hidayat", "Rahman", "Nugroho", "Setiawan", "Kurniawan", "Wahyudi",
-    "Pratama", "Hasanuddin", "Baso", "Ajang", "Lawing", "Lahang", "Tingang", "Simanjuntak",
-    "Manurung", "Syahrani", "Gazali", "Daeng", "Irawan", "Sembiring",
+    "Saputra",
+    "Santoso",
+    "Hidayat",
+    "Rahman",
+    "Nugroho",
+    "Setiawan",
+    "Kurniawan",
+    "Wahyudi",
+    "Pratama",
+    "Hasanuddin",
+    "Baso",
+    "Ajang",
+    "Lawing",
+    "Lahang",
+    "Tingang",
+    "Simanjuntak",
+    "Manurung",
+    "Syahrani",
+    "Gazali",
+    "Daeng",
+    "Irawan",
+    "Sembiring",
 )
 
 # Desil weights (per cent) at first assessment: desil 1-4 are about 40 % by definition.
@@ -216,17 +275,24 @@ _OUTCOME_WEIGHTS: Final = (55, 24, 7, 6, 8)
 _CLOSE_REASONS: Final = ("moved", "deceased", "duplicate", "graduated", "other")
 _CLOSE_WEIGHTS: Final = (35, 20, 15, 25, 5)
 _REVERSE_REASONS: Final = (
-    "rekening tidak aktif", "KKS terblokir", "dana dikembalikan bank penyalur",
+    "rekening tidak aktif",
+    "KKS terblokir",
+    "dana dikembalikan bank penyalur",
     "salah transfer rekening",
 )
 _WITHDRAW_REASONS: Final = ("bekerja", "pindah domisili", "sakit", "mengurus keluarga")
 _FORGET_REASONS: Final = ("UU PDP erasure request", "permintaan penghapusan data UU PDP Pasal 8")
 _VISIT_NOTES: Final = (
-    "kunjungan rumah", "verifikasi lapangan", "pendampingan rutin", "hasil musyawarah desa",
+    "kunjungan rumah",
+    "verifikasi lapangan",
+    "pendampingan rutin",
+    "hasil musyawarah desa",
     "konfirmasi melalui ketua RT",
 )
 _UNKNOWN_FIELDS: Final = (
-    ("prioritas", "tinggi"), ("status_kunjungan", "selesai"), ("lokasi", "kantor desa"),
+    ("prioritas", "tinggi"),
+    ("status_kunjungan", "selesai"),
+    ("lokasi", "kantor desa"),
     ("skor_pmt", 41),
 )
 _HARI_PAHLAWAN: Final = 10  # November
@@ -244,7 +310,8 @@ class _Generator:
     def __init__(self, config: ScenarioConfig) -> None:
         self.c = config
         self.a = config.amounts
-        self.rng = random.Random(config.seed)
+        # A seeded generator makes the same scenario from the same seed; nothing here is secret.
+        self.rng = random.Random(config.seed)  # noqa: S311
         self.rate = config.mistake_rate
         self.first = config.start.toordinal()
         self.last = config.end.toordinal()
@@ -302,7 +369,8 @@ class _Generator:
         if not self.records:
             return
         self.records.sort()
-        chunk = tempfile.TemporaryFile("w+", encoding="utf-8", newline="\n")
+        # The chunk stays open until write() has merged every chunk, and is closed there.
+        chunk = tempfile.TemporaryFile("w+", encoding="utf-8", newline="\n")  # noqa: SIM115
         chunk.writelines(f"{on:07d}{seq:010d}{text}\n" for on, seq, text in self.records)
         chunk.seek(0)
         self.chunks.append(chunk)
@@ -424,8 +492,12 @@ class _Generator:
         recorded = datetime.date.fromordinal(registered - rng.randint(30, 6000))
         family_card = f"6408{kec}{recorded:%d%m%y}{rng.randint(1, 9999):04d}"
         register = {
-            "command": "register_household", "ref": ref, "on": self.iso(registered),
-            "actor": actor(), "region": region, "members": members,
+            "command": "register_household",
+            "ref": ref,
+            "on": self.iso(registered),
+            "actor": actor(),
+            "region": region,
+            "members": members,
             "family_card": family_card,
             "head_nik": self.birth_nik(kec, 22, 78, registered, female),
             "head_name": self.name(female),
@@ -459,8 +531,13 @@ class _Generator:
                 desil = min(10, max(1, desil + rng.choice((-2, -1, -1, 1, 1, 2))))
                 history.append((when, desil))
         for when, value in history:
-            body = {"command": "assess", "ref": ref, "on": self.iso(when), "actor": actor(),
-                    "desil": value}
+            body = {
+                "command": "assess",
+                "ref": ref,
+                "on": self.iso(when),
+                "actor": actor(),
+                "desil": value,
+            }
             self.emit(when, body, ("truncated", "unknown_field", "duplicate"))
 
         def desil_on(day: int) -> int | None:
@@ -485,18 +562,27 @@ class _Generator:
         previous = anchor
         day = registered + rng.randint(7, 60)
         while day < limit and day <= last:
-            body = {"command": "follow_up", "ref": ref, "on": self.iso(day), "actor": actor(),
-                    "outcome": rng.choices(_OUTCOMES, _OUTCOME_WEIGHTS)[0]}
+            body = {
+                "command": "follow_up",
+                "ref": ref,
+                "on": self.iso(day),
+                "actor": actor(),
+                "outcome": rng.choices(_OUTCOMES, _OUTCOME_WEIGHTS)[0],
+            }
             if rng.random() < 0.2:
                 body["note"] = rng.choice(_VISIT_NOTES)
             kinds: tuple[str, ...] = (
-                "invalid_date", "unknown_field", "truncated", "duplicate", "id_conflict",
+                "invalid_date",
+                "unknown_field",
+                "truncated",
+                "duplicate",
+                "id_conflict",
                 "unknown_subject",
             )
             if registered > first:
                 kinds += ("before_registration",)
-            value = desil_on(day)
-            if value is not None and value > 4:
+            desil_then = desil_on(day)
+            if desil_then is not None and desil_then > 4:
                 kinds += ("not_eligible",)
             kind = rng.choice(kinds) if self.mistake() else None
             if kind in ("id_conflict", "unknown_subject", "before_registration", "not_eligible"):
@@ -511,19 +597,43 @@ class _Generator:
         if closed is None:
             return
         reason = "moved" if erase else rng.choices(_CLOSE_REASONS, _CLOSE_WEIGHTS)[0]
-        self.emit(closed, {"command": "close", "ref": ref, "on": self.iso(closed),
-                           "actor": actor(), "reason": reason})
+        self.emit(
+            closed,
+            {
+                "command": "close",
+                "ref": ref,
+                "on": self.iso(closed),
+                "actor": actor(),
+                "reason": reason,
+            },
+        )
         # A closed household offers one chance of this mistake where a visit offers one per
         # line, so the chance is scaled up to keep such mistakes in the file.
         if self.rate > 0 and rng.random() < self.rate * 8:
             late = self.day_between(closed, (forgotten - 1) if forgotten else last)
             if late is not None:
-                self.reject(late, {"command": "follow_up", "ref": ref, "on": self.iso(late),
-                                   "actor": actor(), "outcome": "not_found"}, "closed")
+                self.reject(
+                    late,
+                    {
+                        "command": "follow_up",
+                        "ref": ref,
+                        "on": self.iso(late),
+                        "actor": actor(),
+                        "outcome": "not_found",
+                    },
+                    "closed",
+                )
         if forgotten is not None:
-            self.emit(forgotten, {"command": "forget", "ref": ref, "on": self.iso(forgotten),
-                                  "actor": "operator.dinsos.01",
-                                  "reason": rng.choice(_FORGET_REASONS)})
+            self.emit(
+                forgotten,
+                {
+                    "command": "forget",
+                    "ref": ref,
+                    "on": self.iso(forgotten),
+                    "actor": "operator.dinsos.01",
+                    "reason": rng.choice(_FORGET_REASONS),
+                },
+            )
 
     def follow_up_mistake(
         self, kind: str, ref: str, day: int, registered: int, body: dict[str, Any], previous: int
@@ -543,12 +653,20 @@ class _Generator:
             self.reject(day, {**body, "on": self.iso(backdated)}, "before_registration")
         else:
             month = datetime.date.fromordinal(day)
-            self.reject(day, {
-                "command": "allocate", "ref": ref, "on": self.iso(day),
-                "actor": "operator.bpnt.01", "programme": "BPNT",
-                "amount": self.a.bpnt_monthly, "period": f"{month:%Y-%m}",
-                "reference": f"BPNT/{month:%Y-%m}/{ref}",
-            }, "not_eligible")
+            self.reject(
+                day,
+                {
+                    "command": "allocate",
+                    "ref": ref,
+                    "on": self.iso(day),
+                    "actor": "operator.bpnt.01",
+                    "programme": "BPNT",
+                    "amount": self.a.bpnt_monthly,
+                    "period": f"{month:%Y-%m}",
+                    "reference": f"BPNT/{month:%Y-%m}/{ref}",
+                },
+                "not_eligible",
+            )
 
     def pkh(self, ref: str, limit: int, eligible: Callable[[int], bool]) -> None:
         """Quarterly PKH tranches: an allocation per tahap and its payment weeks later."""
@@ -574,46 +692,92 @@ class _Generator:
                 continue
             period = f"{year:04d}-{month:02d}"
             reference = f"PKH/{year}-Q{(month + 2) // 3}/{ref}"
-            self.emit(on, {
-                "command": "allocate", "ref": ref, "on": self.iso(on),
-                "actor": "operator.pkh.01", "programme": "PKH", "amount": per_tahap,
-                "period": period, "reference": reference,
-            }, ("float_amount", "duplicate_reference", "duplicate"))
-            self.payments(ref, "PKH", reference, per_tahap, on + rng.randint(14, 45), limit,
-                          ceiling, rng.choices(("bank", "post"), (85, 15))[0])
+            self.emit(
+                on,
+                {
+                    "command": "allocate",
+                    "ref": ref,
+                    "on": self.iso(on),
+                    "actor": "operator.pkh.01",
+                    "programme": "PKH",
+                    "amount": per_tahap,
+                    "period": period,
+                    "reference": reference,
+                },
+                ("float_amount", "duplicate_reference", "duplicate"),
+            )
+            self.payments(
+                ref,
+                "PKH",
+                reference,
+                per_tahap,
+                on + rng.randint(14, 45),
+                limit,
+                ceiling,
+                rng.choices(("bank", "post"), (85, 15))[0],
+            )
 
     def payments(
-        self, ref: str, programme: str, reference: str, amount: int, on: int, limit: int,
-        ceiling: int, channel: str,
+        self,
+        ref: str,
+        programme: str,
+        reference: str,
+        amount: int,
+        on: int,
+        limit: int,
+        ceiling: int,
+        channel: str,
     ) -> None:
         """Pay an allocated amount; now and then the payment bounces and is paid again."""
         rng = self.rng
         if on >= limit or on > self.last:
             return
         body = {
-            "command": "disburse", "ref": ref, "on": self.iso(on),
-            "actor": "bendahara.dinsos.01", "programme": programme, "amount": amount,
-            "reference": f"{reference}/BAYAR-1", "channel": channel,
+            "command": "disburse",
+            "ref": ref,
+            "on": self.iso(on),
+            "actor": "bendahara.dinsos.01",
+            "programme": programme,
+            "amount": amount,
+            "reference": f"{reference}/BAYAR-1",
+            "channel": channel,
         }
         if self.mistake() and rng.random() < 0.5:
             # More than the family could ever have outstanding, e.g. a digit too many.
-            self.reject(on, {**body, "amount": max(amount * 10, ceiling + amount)},
-                        "insufficient_allocation")
+            self.reject(
+                on,
+                {**body, "amount": max(amount * 10, ceiling + amount)},
+                "insufficient_allocation",
+            )
         self.emit(on, body, ("duplicate", "truncated"))
         if rng.random() >= 0.02:
             return
         reversed_on = on + rng.randint(5, 30)
         if reversed_on >= limit or reversed_on > self.last:
             return
-        self.emit(reversed_on, {
-            "command": "reverse", "ref": ref, "on": self.iso(reversed_on),
-            "actor": "bendahara.dinsos.01", "reference": f"{reference}/BAYAR-1",
-            "reason": rng.choice(_REVERSE_REASONS),
-        })
+        self.emit(
+            reversed_on,
+            {
+                "command": "reverse",
+                "ref": ref,
+                "on": self.iso(reversed_on),
+                "actor": "bendahara.dinsos.01",
+                "reference": f"{reference}/BAYAR-1",
+                "reason": rng.choice(_REVERSE_REASONS),
+            },
+        )
         repaid = reversed_on + rng.randint(7, 30)
         if rng.random() < 0.6 and repaid < limit and repaid <= self.last:
-            self.emit(repaid, {**body, "on": self.iso(repaid), "reference": f"{reference}/BAYAR-2",
-                               "channel": "post", "note": "pembayaran ulang"})
+            self.emit(
+                repaid,
+                {
+                    **body,
+                    "on": self.iso(repaid),
+                    "reference": f"{reference}/BAYAR-2",
+                    "channel": "post",
+                    "note": "pembayaran ulang",
+                },
+            )
 
     def bpnt(self, ref: str, limit: int, eligible: Callable[[int], bool]) -> None:
         """BPNT: Rp200,000 allocated monthly, paid every two or three months."""
@@ -627,18 +791,35 @@ class _Generator:
             if on < low or on >= limit or not eligible(on):
                 continue
             period = f"{year:04d}-{month:02d}"
-            self.emit(on, {
-                "command": "allocate", "ref": ref, "on": self.iso(on),
-                "actor": "operator.bpnt.01", "programme": "BPNT", "amount": a.bpnt_monthly,
-                "period": period, "reference": f"BPNT/{period}/{ref}",
-            }, ("float_amount", "duplicate_reference", "duplicate"))
+            self.emit(
+                on,
+                {
+                    "command": "allocate",
+                    "ref": ref,
+                    "on": self.iso(on),
+                    "actor": "operator.bpnt.01",
+                    "programme": "BPNT",
+                    "amount": a.bpnt_monthly,
+                    "period": period,
+                    "reference": f"BPNT/{period}/{ref}",
+                },
+                ("float_amount", "duplicate_reference", "duplicate"),
+            )
             pending += 1
             if pending == cycle:
                 # Every payment is backed by allocations dated before it, so balances
                 # never go negative, whatever else happens later.
                 pending = 0
-                self.payments(ref, "BPNT", f"BPNT/{period}/{ref}", a.bpnt_monthly * cycle,
-                              on + rng.randint(3, 20), limit, ceiling, channel)
+                self.payments(
+                    ref,
+                    "BPNT",
+                    f"BPNT/{period}/{ref}",
+                    a.bpnt_monthly * cycle,
+                    on + rng.randint(3, 20),
+                    limit,
+                    ceiling,
+                    channel,
+                )
 
     # -- veterans -----------------------------------------------------------------------------
 
@@ -651,7 +832,8 @@ class _Generator:
             region = rng.choice(self.villages)
             widow = rng.random() < 0.4
             registered = self.first + (
-                rng.randint(0, min(30, self.last - self.first)) if rng.random() < 0.8
+                rng.randint(0, min(30, self.last - self.first))
+                if rng.random() < 0.8
                 else rng.randint(0, max(0, self.last - self.first - 60))
             )
             died = self.veteran(number, region, widow, registered)
@@ -675,9 +857,13 @@ class _Generator:
         kec = KECAMATAN[kec_index].code
         actor = "petugas.veteran.01"
         register = {
-            "command": "register_veteran", "ref": ref, "on": self.iso(registered),
-            "actor": actor, "region": code,
-            "nik": self.birth_nik(kec, 68, 95, registered, widow) if widow
+            "command": "register_veteran",
+            "ref": ref,
+            "on": self.iso(registered),
+            "actor": actor,
+            "region": code,
+            "nik": self.birth_nik(kec, 68, 95, registered, widow)
+            if widow
             else self.birth_nik(kec, 78, 100, registered, False),
             "name": self.name(widow),
         }
@@ -695,8 +881,17 @@ class _Generator:
             if when is not None:
                 verdicts.append((when, True))
         for when, verdict in verdicts:
-            self.emit(when, {"command": "assess", "ref": ref, "on": self.iso(when),
-                             "actor": actor, "eligible": verdict}, generic)
+            self.emit(
+                when,
+                {
+                    "command": "assess",
+                    "ref": ref,
+                    "on": self.iso(when),
+                    "actor": actor,
+                    "eligible": verdict,
+                },
+                generic,
+            )
 
         def eligible(day: int) -> bool:
             current = False
@@ -714,32 +909,65 @@ class _Generator:
                 continue
             if eligible(on):
                 period = f"{year:04d}-{month:02d}"
-                self.emit(on, {
-                    "command": "allocate", "ref": ref, "on": self.iso(on),
-                    "actor": "operator.dinsos.02", "programme": "TALI_ASIH", "amount": monthly,
-                    "period": period, "reference": f"TALI_ASIH/{period}/{ref}",
-                }, generic)
+                self.emit(
+                    on,
+                    {
+                        "command": "allocate",
+                        "ref": ref,
+                        "on": self.iso(on),
+                        "actor": "operator.dinsos.02",
+                        "programme": "TALI_ASIH",
+                        "amount": monthly,
+                        "period": period,
+                        "reference": f"TALI_ASIH/{period}/{ref}",
+                    },
+                    generic,
+                )
                 outstanding += monthly
             if month == 11 and outstanding:
                 paid = datetime.date(year, 11, _HARI_PAHLAWAN).toordinal()
                 if on < paid < limit and paid <= last:
-                    self.emit(paid, {
-                        "command": "disburse", "ref": ref, "on": self.iso(paid),
-                        "actor": "bendahara.dinsos.01", "programme": "TALI_ASIH",
-                        "amount": outstanding, "reference": f"TALI_ASIH/{year}/{ref}/HARI-PAHLAWAN",
-                        "channel": rng.choices(("cash", "bank"), (60, 40))[0],
-                    }, generic)
+                    self.emit(
+                        paid,
+                        {
+                            "command": "disburse",
+                            "ref": ref,
+                            "on": self.iso(paid),
+                            "actor": "bendahara.dinsos.01",
+                            "programme": "TALI_ASIH",
+                            "amount": outstanding,
+                            "reference": f"TALI_ASIH/{year}/{ref}/HARI-PAHLAWAN",
+                            "channel": rng.choices(("cash", "bank"), (60, 40))[0],
+                        },
+                        generic,
+                    )
                     outstanding = 0
 
         day = registered + rng.randint(30, 120)
         while day < limit and day <= last:
-            self.emit(day, {"command": "follow_up", "ref": ref, "on": self.iso(day),
-                            "actor": actor, "outcome": rng.choices(_OUTCOMES, _OUTCOME_WEIGHTS)[0]},
-                      generic)
+            self.emit(
+                day,
+                {
+                    "command": "follow_up",
+                    "ref": ref,
+                    "on": self.iso(day),
+                    "actor": actor,
+                    "outcome": rng.choices(_OUTCOMES, _OUTCOME_WEIGHTS)[0],
+                },
+                generic,
+            )
             day += rng.randint(60, 150)
         if died is not None:
-            self.emit(died, {"command": "close", "ref": ref, "on": self.iso(died),
-                             "actor": actor, "reason": "deceased"})
+            self.emit(
+                died,
+                {
+                    "command": "close",
+                    "ref": ref,
+                    "on": self.iso(died),
+                    "actor": actor,
+                    "reason": "deceased",
+                },
+            )
         return died
 
     # -- training -----------------------------------------------------------------------------
@@ -756,17 +984,33 @@ class _Generator:
             ends = min(starts + rng.randint(14, 42), self.last)
             capacity = rng.randint(15, 30)
             officer = f"instruktur.kube.{rng.randint(1, 4):02d}"
-            self.emit(planned, {
-                "command": "plan_cohort", "ref": ref, "on": self.iso(planned), "actor": officer,
-                "region": region, "programme": "PELATIHAN", "capacity": capacity,
-                "starts": self.iso(starts), "ends": self.iso(ends),
-            })
-            self.emit(planned, {
-                "command": "allocate", "ref": ref, "on": self.iso(planned),
-                "actor": "operator.dinsos.01", "programme": "PELATIHAN",
-                "amount": capacity * self.a.training_grant,
-                "period": self.iso(starts)[:7], "reference": f"PELATIHAN/{ref}/ANGGARAN",
-            })
+            self.emit(
+                planned,
+                {
+                    "command": "plan_cohort",
+                    "ref": ref,
+                    "on": self.iso(planned),
+                    "actor": officer,
+                    "region": region,
+                    "programme": "PELATIHAN",
+                    "capacity": capacity,
+                    "starts": self.iso(starts),
+                    "ends": self.iso(ends),
+                },
+            )
+            self.emit(
+                planned,
+                {
+                    "command": "allocate",
+                    "ref": ref,
+                    "on": self.iso(planned),
+                    "actor": "operator.dinsos.01",
+                    "programme": "PELATIHAN",
+                    "amount": capacity * self.a.training_grant,
+                    "period": self.iso(starts)[:7],
+                    "reference": f"PELATIHAN/{ref}/ANGGARAN",
+                },
+            )
             full = rng.random() < 0.3
             wanted = capacity if full else rng.randint(math.ceil(capacity * 0.6), capacity - 1)
             chosen = self.pick_trainees(kec_index, planned, starts, wanted)
@@ -776,10 +1020,18 @@ class _Generator:
                 enrolment += 1
                 household, _, limit, _ = self.trainees[index]
                 enrol_ref = f"KT-ENR-{enrolment:06d}"
-                self.emit(enrolled, {
-                    "command": "enrol", "ref": enrol_ref, "on": self.iso(enrolled),
-                    "actor": officer, "cohort": ref, "household": household,
-                }, ("truncated", "duplicate"))
+                self.emit(
+                    enrolled,
+                    {
+                        "command": "enrol",
+                        "ref": enrol_ref,
+                        "on": self.iso(enrolled),
+                        "actor": officer,
+                        "cohort": ref,
+                        "household": household,
+                    },
+                    ("truncated", "duplicate"),
+                )
                 last_enrol = max(last_enrol, enrolled)
                 members.append((enrol_ref, limit))
             if len(chosen) == capacity and self.rate > 0 and rng.random() < self.rate * 15:
@@ -788,18 +1040,32 @@ class _Generator:
                 if extra:
                     enrolment += 1
                     index, on = extra[0]
-                    self.reject(on, {
-                        "command": "enrol", "ref": f"KT-ENR-{enrolment:06d}",
-                        "on": self.iso(on), "actor": officer, "cohort": ref,
-                        "household": self.trainees[index][0],
-                    }, "cohort_full")
+                    self.reject(
+                        on,
+                        {
+                            "command": "enrol",
+                            "ref": f"KT-ENR-{enrolment:06d}",
+                            "on": self.iso(on),
+                            "actor": officer,
+                            "cohort": ref,
+                            "household": self.trainees[index][0],
+                        },
+                        "cohort_full",
+                    )
             if members:
-                self.emit(starts, {
-                    "command": "disburse", "ref": ref, "on": self.iso(starts),
-                    "actor": "bendahara.dinsos.01", "programme": "PELATIHAN",
-                    "amount": len(members) * self.a.training_grant,
-                    "reference": f"PELATIHAN/{ref}/SALUR-1", "channel": "in_kind",
-                })
+                self.emit(
+                    starts,
+                    {
+                        "command": "disburse",
+                        "ref": ref,
+                        "on": self.iso(starts),
+                        "actor": "bendahara.dinsos.01",
+                        "programme": "PELATIHAN",
+                        "amount": len(members) * self.a.training_grant,
+                        "reference": f"PELATIHAN/{ref}/SALUR-1",
+                        "channel": "in_kind",
+                    },
+                )
             for enrol_ref, limit in members:
                 self.training(enrol_ref, officer, starts, ends, limit)
         self.spill()
@@ -839,24 +1105,43 @@ class _Generator:
         stop = rng.randint(0, len(sessions)) if quits else len(sessions)
         generic = ("truncated", "duplicate", "unknown_field")
         for day in sessions[:stop]:
-            self.emit(day, {"command": "attend", "ref": ref, "on": self.iso(day),
-                            "actor": officer}, generic)
+            self.emit(
+                day,
+                {"command": "attend", "ref": ref, "on": self.iso(day), "actor": officer},
+                generic,
+            )
         if quits:
             day = rng.randint(sessions[stop - 1] if stop else starts, ends)
-            self.emit(day, {"command": "withdraw", "ref": ref, "on": self.iso(day),
-                            "actor": officer, "reason": rng.choice(_WITHDRAW_REASONS)})
+            self.emit(
+                day,
+                {
+                    "command": "withdraw",
+                    "ref": ref,
+                    "on": self.iso(day),
+                    "actor": officer,
+                    "reason": rng.choice(_WITHDRAW_REASONS),
+                },
+            )
             return
         if rng.random() < 0.05:
             return  # still on the books: the instructor never reported the result
         done = rng.randint(max(sessions[-1], ends - 3), ends)
-        self.emit(done, {"command": "complete", "ref": ref, "on": self.iso(done),
-                         "actor": officer})
+        self.emit(done, {"command": "complete", "ref": ref, "on": self.iso(done), "actor": officer})
         # Enrolment contacts count for the household, so they stop when it closes.
         day = done + rng.randint(30, 120)
         while day < limit and day <= self.last and rng.random() < 0.8:
             outcome = rng.choices(_OUTCOMES, _OUTCOME_WEIGHTS)[0]
-            self.emit(day, {"command": "follow_up", "ref": ref, "on": self.iso(day),
-                            "actor": officer, "outcome": outcome}, generic)
+            self.emit(
+                day,
+                {
+                    "command": "follow_up",
+                    "ref": ref,
+                    "on": self.iso(day),
+                    "actor": officer,
+                    "outcome": outcome,
+                },
+                generic,
+            )
             day += rng.randint(60, 180)
 
     # -- output -------------------------------------------------------------------------------
@@ -923,6 +1208,6 @@ def generate(
 
 
 def write_scenario(config: ScenarioConfig, path: str | Path) -> ScenarioSummary:
-    """Write the scenario described by ``config`` to the file at ``path`` (UTF-8, ``\\n``)."""
+    r"""Write the scenario described by ``config`` to the file at ``path`` (UTF-8, ``\n``)."""
     with Path(path).open("w", encoding="utf-8", newline="\n") as out:
         return generate(config, out)

@@ -32,6 +32,7 @@ from dinsos_ledger.errors import StorageError
 __all__ = [
     "DEFAULT_TARGET",
     "LedgerPostgresRecorder",
+    "LedgerRecorder",
     "LedgerSQLiteRecorder",
     "StoredRow",
     "Target",
@@ -95,7 +96,9 @@ def _postgres_target(raw: str) -> Target:
     parts = urlsplit(raw)
     dbname = unquote(parts.path.lstrip("/"))
     if not parts.hostname or not dbname:
-        msg = "'--db' must be postgresql://user[:password]@host[:port]/dbname (got no host or dbname)"
+        msg = (
+            "'--db' must be postgresql://user[:password]@host[:port]/dbname (got no host or dbname)"
+        )
         raise StorageError(msg)
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -115,7 +118,8 @@ def _postgres_target(raw: str) -> Target:
             msg = f"'schema' must be a lower-case SQL identifier (got {schema!r})"
             raise StorageError(msg)
         env["POSTGRES_SCHEMA"] = schema
-    shown = f"postgresql://{parts.username or 'postgres'}@{parts.hostname}:{parts.port or 5432}/{dbname}"
+    user, port = parts.username or "postgres", parts.port or 5432
+    shown = f"postgresql://{user}@{parts.hostname}:{port}/{dbname}"
     return Target(kind="postgres", display=shown, env=env, path=None)
 
 
@@ -179,12 +183,18 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         """eventsourcing's events table plus the ledger's own tables."""
         return [
             *super().construct_create_table_statements(),
-            "CREATE TABLE IF NOT EXISTS dinsos_commands ("
-            "id TEXT PRIMARY KEY, digest TEXT NOT NULL) WITHOUT ROWID",
-            "CREATE TABLE IF NOT EXISTS dinsos_keys ("
-            "subject_id TEXT PRIMARY KEY, wrapped BLOB NOT NULL) WITHOUT ROWID",
-            "CREATE TABLE IF NOT EXISTS dinsos_chain ("
-            "position INTEGER PRIMARY KEY, hash BLOB NOT NULL)",
+            (
+                "CREATE TABLE IF NOT EXISTS dinsos_commands ("
+                "id TEXT PRIMARY KEY, digest TEXT NOT NULL) WITHOUT ROWID"
+            ),
+            (
+                "CREATE TABLE IF NOT EXISTS dinsos_keys ("
+                "subject_id TEXT PRIMARY KEY, wrapped BLOB NOT NULL) WITHOUT ROWID"
+            ),
+            (
+                "CREATE TABLE IF NOT EXISTS dinsos_chain ("
+                "position INTEGER PRIMARY KEY, hash BLOB NOT NULL)"
+            ),
         ]
 
     def _insert_events(
@@ -262,8 +272,9 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 chunk = hexes[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 c.execute(
-                    f"SELECT originator_id, originator_version, topic, state FROM {snapshots_table} "
-                    f"WHERE originator_id IN ({marks}) ORDER BY originator_id, originator_version",
+                    "SELECT originator_id, originator_version, topic, state "
+                    f"FROM {snapshots_table} WHERE originator_id IN ({marks}) "
+                    "ORDER BY originator_id, originator_version",
                     chunk,
                 )
                 for row in c.fetchall():
@@ -367,7 +378,8 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                     "(subject_id text PRIMARY KEY, wrapped bytea NOT NULL)"
                 ).format(self.keys_table),
                 SQL(
-                    "CREATE TABLE IF NOT EXISTS {0} (position bigint PRIMARY KEY, hash bytea NOT NULL)"
+                    "CREATE TABLE IF NOT EXISTS {0} "
+                    "(position bigint PRIMARY KEY, hash bytea NOT NULL)"
                 ).format(self.chain_table),
             ]
         )
@@ -392,8 +404,13 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                     "SELECT pg_advisory_unlock(%s, hashtext(%s))", (_DDL_LOCK_CLASS, schema)
                 )
 
+    # The signature is eventsourcing's, which passes ``stored_events`` positionally; this
+    # override runs before the events are inserted and needs only the versions it expects.
     def _insert_events(
-        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+        self,
+        curs: Any,
+        stored_events: Sequence[StoredEvent],  # noqa: ARG002
+        **kwargs: Any,
     ) -> None:
         """Check the versions of the subjects the batch read but does not write.
 
@@ -421,7 +438,9 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
     ) -> Sequence[int] | None:
         positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         assert positions is not None
-        curs.execute(SQL("SELECT hash FROM {0} ORDER BY position DESC LIMIT 1").format(self.chain_table))
+        curs.execute(
+            SQL("SELECT hash FROM {0} ORDER BY position DESC LIMIT 1").format(self.chain_table)
+        )
         row = curs.fetchone()
         head = bytes(row["hash"]) if row else chain.GENESIS
         curs.executemany(
@@ -469,7 +488,9 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         snapshots: dict[UUID, StoredEvent] = {}
         events: list[StoredEvent] = []
         ids = list(subject_ids)
-        table = SQL("{0}.{1}").format(Identifier(self.datastore.schema), Identifier(snapshots_table))
+        table = SQL("{0}.{1}").format(
+            Identifier(self.datastore.schema), Identifier(snapshots_table)
+        )
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(
                 SQL(
@@ -565,3 +586,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             for row in rows:
                 yield (row["position"], _blob(row["hash"]))
             after = rows[-1]["position"]
+
+
+#: The recorder of a ledger: a target's ``APPLICATION_RECORDER_TOPIC`` always names one of these.
+LedgerRecorder = LedgerSQLiteRecorder | LedgerPostgresRecorder

@@ -114,7 +114,7 @@ def _matches(pattern: re.Pattern[str], what: str) -> _Validator:
 
 @attrs.frozen(order=True)
 class RegionCode:
-    """A Kemendagri village code ``NN.NN.NN.NNNN``; its first eight characters name the kecamatan."""
+    """A Kemendagri village code ``NN.NN.NN.NNNN``; its first 8 characters name the kecamatan."""
 
     code: str = attrs.field(validator=_matches(REGION_RE, "a village code NN.NN.NN.NNNN"))
 

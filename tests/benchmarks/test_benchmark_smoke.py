@@ -25,6 +25,12 @@ def test_the_quick_benchmark_runs_and_reports_every_measurement(tmp_path: Path) 
     )
     assert result.returncode == 0, result.stderr[-2000:]
     table = out.read_text()
-    for row in ("import, sqlite", "continuity for", "balances for", "rebuild (", "verify (",
-                "load a subject"):
+    for row in (
+        "import, sqlite",
+        "continuity for",
+        "balances for",
+        "rebuild (",
+        "verify (",
+        "load a subject",
+    ):
         assert row in table, row

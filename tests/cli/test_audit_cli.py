@@ -42,9 +42,7 @@ def run(target: str) -> Run:
     """Run ``dinsos-ledger --db TARGET ARGS…`` and return the result (stdout, stderr apart)."""
 
     def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-        return CliRunner(env=env).invoke(
-            main, ["--db", target, *args], catch_exceptions=False
-        )
+        return CliRunner(env=env).invoke(main, ["--db", target, *args], catch_exceptions=False)
 
     return invoke
 
@@ -208,7 +206,13 @@ def test_checkpoint_writes_a_signed_head_that_verify_accepts(
     signed = json.loads(out.read_text())
     rows = stored(target)
     assert set(signed) == {
-        "position", "head_hash", "events", "created_at", "ledger", "public_key", "signature"
+        "position",
+        "head_hash",
+        "events",
+        "created_at",
+        "ledger",
+        "public_key",
+        "signature",
     }
     assert (signed["position"], signed["events"]) == (rows[-1][0], len(rows))
     created = dt.datetime.fromisoformat(signed["created_at"])
@@ -354,9 +358,7 @@ def test_a_pinned_public_key_must_have_signed_the_checkpoint(
         )
 
 
-def test_a_checkpoint_of_another_ledger_is_refused(
-    loaded: Run, tmp_path: Path
-) -> None:
+def test_a_checkpoint_of_another_ledger_is_refused(loaded: Run, tmp_path: Path) -> None:
     """A checkpoint is checked only against the ledger it names."""
     other_db = str(tmp_path / "other.sqlite")
     runner = CliRunner()
@@ -402,8 +404,10 @@ def test_show_known_at_reads_a_timestamp_without_offset_as_utc(loaded: Run, targ
     naive = third.replace(tzinfo=None).isoformat()
     zulu = naive + "Z"
     wita = third.astimezone(dt.timezone(dt.timedelta(hours=8))).isoformat()
-    outputs = {loaded("show", "KT-HH-0001", "--known-at", when, "--json").stdout
-               for when in (naive, zulu, wita)}
+    outputs = {
+        loaded("show", "KT-HH-0001", "--known-at", when, "--json").stdout
+        for when in (naive, zulu, wita)
+    }
     assert len(outputs) == 1
     shown = json.loads(outputs.pop())
     assert shown == json.loads(loaded("show", "KT-HH-0001", "--version", "3", "--json").stdout)
@@ -415,9 +419,7 @@ def test_show_known_at_before_registration_exits_1(loaded: Run, target: str) -> 
     moment = first - dt.timedelta(seconds=1)
     result = loaded("show", "KT-HH-0001", "--known-at", moment.isoformat())
     assert result.exit_code == 1
-    assert result.stderr == (
-        f"Error: KT-HH-0001 was not yet registered at {moment.isoformat()}\n"
-    )
+    assert result.stderr == (f"Error: KT-HH-0001 was not yet registered at {moment.isoformat()}\n")
 
 
 @pytest.mark.parametrize(
@@ -525,12 +527,26 @@ def test_forget_shreds_personal_data_and_keeps_the_books(loaded: Run, target: st
 
 def test_forget_with_a_given_id_and_date_is_idempotent(loaded: Run) -> None:
     """Sending the same forget twice records it once; --json prints the outcome."""
-    args = ("forget", "KT-HH-0002", "--actor", "kd", "--reason", "r", "--on", "2025-06-01",
-            "--id", "erasure-0001", "--json")
+    args = (
+        "forget",
+        "KT-HH-0002",
+        "--actor",
+        "kd",
+        "--reason",
+        "r",
+        "--on",
+        "2025-06-01",
+        "--id",
+        "erasure-0001",
+        "--json",
+    )
     first, second = loaded(*args), loaded(*args)
     assert (first.exit_code, second.exit_code) == (0, 0)
     assert json.loads(first.stdout) == {
-        "status": "accepted", "id": "erasure-0001", "code": None, "message": None
+        "status": "accepted",
+        "id": "erasure-0001",
+        "code": None,
+        "message": None,
     }
     assert json.loads(second.stdout)["status"] == "duplicate"
     history = json.loads(loaded("history", "KT-HH-0002", "--json").stdout)

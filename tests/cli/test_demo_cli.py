@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,10 +10,6 @@ from click.testing import CliRunner, Result
 
 from dinsos_ledger.cli import main
 from dinsos_ledger.demo import DEMO_FILES, MARKER_FILE
-
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from tests.unit.test_report_render import chart_svgs, page_problems
 

@@ -27,11 +27,9 @@ from dinsos_ledger.application import Ledger
 from dinsos_ledger.cli import main
 from dinsos_ledger.errors import StorageError
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
 from tests.model import Model
+
+ROOT = Path(__file__).resolve().parents[2]
 
 DATA = ROOT / "tests" / "data"
 FIXTURE = DATA / "field_office.jsonl"

@@ -447,7 +447,8 @@ def test_an_invalid_as_of_is_a_usage_error(run: Run, day: str) -> None:
         assert f"must be a date YYYY-MM-DD (got '{day}')" in result.stderr
 
 
-def test_import_brings_the_projections_up_to_date(loaded: Run, target: str) -> None:
+@pytest.mark.usefixtures("loaded")
+def test_import_brings_the_projections_up_to_date(target: str) -> None:
     """After import every projection has applied every event (no query needed)."""
     with Ledger(target) as ledger:
         assert ledger.projections.engine.positions() == {

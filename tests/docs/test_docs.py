@@ -87,7 +87,8 @@ def _generator() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
         "gen_cli_reference", ROOT / "scripts" / "gen_cli_reference.py"
     )
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("gen_cli_reference", module)
     spec.loader.exec_module(module)

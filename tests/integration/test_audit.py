@@ -226,9 +226,7 @@ def test_a_row_deleted_with_its_link_shows_at_the_next_event(loaded: Ledger, raw
     position = position_of(loaded, "KT-HH-0003", 2)
     raw.run("DELETE FROM {events} WHERE {pos} = ?", (position,))
     raw.run("DELETE FROM {chain} WHERE position = ?", (position,))
-    following = min(
-        row[0] for row in loaded.recorder.iter_rows() if row[0] > position
-    )
+    following = min(row[0] for row in loaded.recorder.iter_rows() if row[0] > position)
     report = audit.verify(loaded)
     assert report.finding is not None
     assert (report.finding.kind, report.finding.position) == ("altered", following)
@@ -436,23 +434,42 @@ def test_a_broken_chain_is_not_checkpointed(loaded: Ledger, raw: Raw) -> None:
 def _small_ledger(path: Path) -> None:
     with Ledger(str(path)) as ledger:
         ledger.register_household(
-            ref="KT-HH-0001", on="2025-01-06", actor="petugas.01", region="64.08.04.2001",
-            members=4, family_card="6408040101250001", head_nik="6408041203820001",
+            ref="KT-HH-0001",
+            on="2025-01-06",
+            actor="petugas.01",
+            region="64.08.04.2001",
+            members=4,
+            family_card="6408040101250001",
+            head_nik="6408041203820001",
             head_name="Rahmat Hidayat",
         )
         ledger.register_veteran(
-            ref="KT-VT-0001", on="2025-01-07", actor="petugas.01", region="64.08.01.2004",
-            nik="6408011203450001", name="Ahmad Saputra",
+            ref="KT-VT-0001",
+            on="2025-01-07",
+            actor="petugas.01",
+            region="64.08.01.2004",
+            nik="6408011203450001",
+            name="Ahmad Saputra",
         )
         ledger.assess(ref="KT-HH-0001", on="2025-01-08", actor="petugas.01", desil=2)
         ledger.assess(ref="KT-VT-0001", on="2025-01-08", actor="petugas.01", eligible=True)
         ledger.allocate(
-            ref="KT-HH-0001", on="2025-01-09", actor="operator", programme="PKH",
-            amount=750_000, period="2025-01", reference="PKH-1",
+            ref="KT-HH-0001",
+            on="2025-01-09",
+            actor="operator",
+            programme="PKH",
+            amount=750_000,
+            period="2025-01",
+            reference="PKH-1",
         )
         ledger.disburse(
-            ref="KT-HH-0001", on="2025-01-10", actor="operator", programme="PKH",
-            amount=750_000, reference="SP2D-1", channel="bank",
+            ref="KT-HH-0001",
+            on="2025-01-10",
+            actor="operator",
+            programme="PKH",
+            amount=750_000,
+            reference="SP2D-1",
+            channel="bank",
         )
         ledger.follow_up(ref="KT-VT-0001", on="2025-01-11", actor="pendamping", outcome="visited")
         ledger.close(ref="KT-VT-0001", on="2025-01-12", actor="operator", reason="moved")
@@ -494,7 +511,7 @@ def test_any_single_row_alteration_is_found_and_located(
     column, *args = alteration
     expected = position
     with contextlib.closing(sqlite3.connect(path)) as conn, conn:
-        (oid, version, topic, state), = conn.execute(
+        ((oid, version, topic, state),) = conn.execute(
             "SELECT originator_id, originator_version, topic, state FROM stored_events "
             "WHERE rowid = ?",
             (position,),
@@ -503,7 +520,7 @@ def test_any_single_row_alteration_is_found_and_located(
             index = args[0] % len(state)
             new: Any = state[:index] + bytes([state[index] ^ args[1]]) + state[index + 1 :]
         elif column == "hash":
-            (digest,), = conn.execute(
+            ((digest,),) = conn.execute(
                 "SELECT hash FROM dinsos_chain WHERE position = ?", (position,)
             ).fetchall()
             new = digest[: args[0]] + bytes([digest[args[0]] ^ args[1]]) + digest[args[0] + 1 :]
@@ -511,8 +528,15 @@ def test_any_single_row_alteration_is_found_and_located(
             new = None
         else:
             new = args[0]
-            assume(new != {"topic": topic, "originator_id": oid, "originator_version": version,
-                           "rowid": position}[column])
+            assume(
+                new
+                != {
+                    "topic": topic,
+                    "originator_id": oid,
+                    "originator_version": version,
+                    "rowid": position,
+                }[column]
+            )
         if column == "rowid":
             assume(not 1 <= new <= SMALL_EVENTS)
             expected = min(position, new)
@@ -613,7 +637,7 @@ def test_show_known_at_equals_a_ledger_that_saw_only_what_was_recorded_by_then(
             try:
                 expected = witness.show(ref)
             except UnknownSubject:
-                with pytest.raises(UnknownSubject, match="not yet registered|is not registered"):
+                with pytest.raises(UnknownSubject, match=r"not yet registered|is not registered"):
                     ledger.show(ref, known_at=moment)
                 continue
             shown = ledger.show(ref, known_at=moment)
@@ -660,7 +684,13 @@ def test_history_lists_every_event_in_order_without_personal_data(loaded: Ledger
     assert entries[-1]["type"] == "forgotten"
     for entry in entries:
         assert list(entry)[:7] == [
-            "version", "type", "on", "recorded", "actor", "command_id", "note"
+            "version",
+            "type",
+            "on",
+            "recorded",
+            "actor",
+            "command_id",
+            "note",
         ]
         assert not PII_KEYS & set(entry)
     text = json.dumps(entries)
@@ -669,7 +699,7 @@ def test_history_lists_every_event_in_order_without_personal_data(loaded: Ledger
 
 
 def test_history_types_are_snake_case_past_tense(loaded: Ledger) -> None:
-    """Event types read like the SPEC's words: allocated, disbursement_reversed, …"""
+    """Event types read like the SPEC's words (allocated, disbursement_reversed, …)."""
     types = {entry["type"] for entry in audit.history(loaded, "KT-HH-0003")}
     assert {"registered", "assessed", "allocated", "disbursed", "disbursement_reversed"} <= types
 
@@ -739,7 +769,8 @@ def test_the_forget_command_built_for_the_verb_is_accepted(loaded: Ledger) -> No
         audit.forget_command("KT-HH-0002", actor="kepala.dinas", reason="UU PDP")
     )
     assert outcome.accepted
-    assert outcome.id is not None and outcome.id.startswith("forget-KT-HH-0002-")
+    assert outcome.id is not None
+    assert outcome.id.startswith("forget-KT-HH-0002-")
     assert loaded.show("KT-HH-0002")["forgotten"] is True
     assert uuid.UUID(hex=outcome.id.rsplit("-", 1)[1])
 
@@ -749,17 +780,28 @@ def test_the_forget_command_built_for_the_verb_is_accepted(loaded: Ledger) -> No
 
 def _long_history(ledger: Ledger, allocations: int) -> None:
     ledger.register_household(
-        ref="KT-HH-0001", on="2025-01-01", actor="petugas.01", region="64.08.04.2001",
-        members=4, family_card="6408040101250001", head_nik="6408045505800001",
+        ref="KT-HH-0001",
+        on="2025-01-01",
+        actor="petugas.01",
+        region="64.08.04.2001",
+        members=4,
+        family_card="6408040101250001",
+        head_nik="6408045505800001",
         head_name="Siti Aminah",
     )
     ledger.assess(ref="KT-HH-0001", on="2025-01-01", actor="petugas.01", desil=2)
     ledger.apply_batch(
         [
             {
-                "id": f"alloc-{i}", "command": "allocate", "ref": "KT-HH-0001",
-                "on": "2025-01-02", "actor": "petugas.01", "programme": "PKH",
-                "amount": 1000 + i, "period": "2025-01", "reference": f"R-{i}",
+                "id": f"alloc-{i}",
+                "command": "allocate",
+                "ref": "KT-HH-0001",
+                "on": "2025-01-02",
+                "actor": "petugas.01",
+                "programme": "PKH",
+                "amount": 1000 + i,
+                "period": "2025-01",
+                "reference": f"R-{i}",
             }
             for i in range(allocations)
         ]
@@ -767,8 +809,10 @@ def _long_history(ledger: Ledger, allocations: int) -> None:
 
 
 def _snapshot_table(raw: Raw) -> str:
-    return raw.tables["events"].replace("ledger_events", "ledger_snapshots") if raw.postgres else (
-        "stored_snapshots"
+    return (
+        raw.tables["events"].replace("ledger_events", "ledger_snapshots")
+        if raw.postgres
+        else ("stored_snapshots")
     )
 
 
@@ -784,15 +828,16 @@ def test_an_edited_snapshot_is_found(ledger: Ledger, raw: Raw, target: str) -> N
     """Snapshots are not chained, yet subjects load from them: an edit must be found."""
     _long_history(ledger, 230)
     table = _snapshot_table(raw)
-    (version, state), = raw.run(f"SELECT originator_version, state FROM {table}")
+    ((version, state),) = raw.run(f"SELECT originator_version, state FROM {table}")
     edited = bytes(state).replace(b'"amount":1000,', b'"amount":9000,', 1)
     assert edited != bytes(state)
     raw.run(f"UPDATE {table} SET state = ?", (edited,))
     with Ledger(target) as fresh:
         # What the edit does: the subject loads from the snapshot, so its books change …
-        assert fresh.show("KT-HH-0001")["balances"]["PKH"]["allocated"] == sum(
-            1000 + i for i in range(230)
-        ) + 8000
+        assert (
+            fresh.show("KT-HH-0001")["balances"]["PKH"]["allocated"]
+            == sum(1000 + i for i in range(230)) + 8000
+        )
         report = audit.verify(fresh)
     assert report.events == 232  # … while every event is intact
     assert report.finding is not None
@@ -818,7 +863,7 @@ def test_a_store_that_fails_while_read_is_a_storage_error_not_a_finding(loaded: 
 
     loaded.recorder.iter_rows = broken
     try:
-        with pytest.raises(StorageError, match="cannot read the ledger at .*server closed"):
+        with pytest.raises(StorageError, match=r"cannot read the ledger at .*server closed"):
             audit.verify(loaded)
     finally:
         del loaded.recorder.iter_rows

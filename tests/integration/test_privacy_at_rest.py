@@ -42,9 +42,11 @@ _GLUE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234567
 
 
 def _stands_alone(blob: bytes, value: bytes) -> bool:
-    """Whether ``value`` occurs in ``blob`` as plain text, not glued to letters, digits or
-    base64: random ciphertext may hold a short name by chance, which is no leak. Names
-    under four letters count only as quoted JSON strings."""
+    """Whether ``value`` occurs in ``blob`` as plain text, not glued to letters or digits.
+
+    Random ciphertext or base64 may hold a short name by chance, which is no leak. Names
+    under four letters count only as quoted JSON strings.
+    """
     if len(value) < 4:
         return b'"' + value + b'"' in blob
     at = blob.find(value)
@@ -69,8 +71,11 @@ def leaks(blobs: dict[str, bytes], values: set[bytes]) -> list[tuple[str, bytes]
 
 
 def stored_blobs(target: str, directory: Path) -> dict[str, bytes]:
-    """Everything the store holds: every file beside a SQLite ledger, every table row in
-    the PostgreSQL schema (every column, bytes kept as bytes)."""
+    """Everything the store holds, as bytes.
+
+    That is every file beside a SQLite ledger, or every table row in the PostgreSQL schema
+    (every column, bytes kept as bytes).
+    """
     if not target.startswith("postgresql://"):
         return {path.name: path.read_bytes() for path in directory.iterdir() if path.is_file()}
     import psycopg
@@ -89,14 +94,14 @@ def stored_blobs(target: str, directory: Path) -> dict[str, bytes]:
         assert "dinsos_keys" in tables
         for table in tables:
             parts = []
-            for row in conn.execute(f'SELECT * FROM "{schema}"."{table}"'):  # noqa: S608
+            for row in conn.execute(f'SELECT * FROM "{schema}"."{table}"'):
                 for value in row:
                     if isinstance(value, (bytes, bytearray, memoryview)):
                         parts.append(bytes(value))
                     elif value is not None:
                         parts.append(str(value).encode("utf-8"))
             # The text form too: how a dump (pg_dump, COPY) would write the rows.
-            as_text = f'SELECT t::text FROM "{schema}"."{table}" t'  # noqa: S608
+            as_text = f'SELECT t::text FROM "{schema}"."{table}" t'
             for (text,) in conn.execute(as_text):
                 parts.append(text.encode("utf-8"))
             blobs[table] = b"\n".join(parts)
@@ -144,12 +149,20 @@ def test_the_search_would_find_personal_data_stored_in_plain_text(
 ) -> None:
     """The leak detector itself works: a NIK written as a note is found."""
     ledger.register_household(
-        ref="KT-HH-0001", on="2025-01-06", actor="petugas.01", region="64.08.04.2001",
-        members=4, family_card="6408040101250001", head_nik="6408041203820001",
+        ref="KT-HH-0001",
+        on="2025-01-06",
+        actor="petugas.01",
+        region="64.08.04.2001",
+        members=4,
+        family_card="6408040101250001",
+        head_nik="6408041203820001",
         head_name="Rahmat Hidayat",
     )
     ledger.follow_up(
-        ref="KT-HH-0001", on="2025-01-07", actor="petugas.01", outcome="visited",
+        ref="KT-HH-0001",
+        on="2025-01-07",
+        actor="petugas.01",
+        outcome="visited",
         note="kepala keluarga 6408041203820001",
     )
     found = leaks(stored_blobs(target, store_dir), {b"6408041203820001", b"Rahmat Hidayat"})
@@ -252,8 +265,12 @@ def _registration(command: str, ref: str) -> dict[str, Any]:
         "region": "64.08.04.2001",
     }
     if command == "register_household":
-        base.update(members=4, family_card="6408040101250001", head_nik="6408041203820001",
-                    head_name="Rahmat Hidayat")
+        base.update(
+            members=4,
+            family_card="6408040101250001",
+            head_nik="6408041203820001",
+            head_name="Rahmat Hidayat",
+        )
     else:
         base.update(nik="6408011203450001", name="Ahmad Saputra")
     return base
@@ -266,11 +283,8 @@ def _bad_lines() -> Iterator[tuple[str, dict[str, Any]]]:
         yield value, line
 
 
-def test_reject_messages_never_repeat_a_personal_value(
-    ledger: Ledger, tmp_path: Path
-) -> None:
-    """Wrong-length NIKs, letters in a family card, overlong names: the message says what is
-    wrong with the shape, never what the value was."""
+def test_reject_messages_never_repeat_a_personal_value(ledger: Ledger, tmp_path: Path) -> None:
+    """Bad NIKs, family cards and names: a reject says what is wrong, never what the value was."""
     path = tmp_path / "bad.jsonl"
     sent = list(_bad_lines())
     path.write_text(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import shutil
-import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -38,12 +37,10 @@ from dinsos_ledger.projections.engine import (
 )
 from dinsos_ledger.projections.views import WINDOW_DAYS, Projections
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
 from tests.model import Model
 from tests.strategies import DEFAULT_POOLS, command_lists, registrations
+
+ROOT = Path(__file__).resolve().parents[2]
 
 FIELD_OFFICE = ROOT / "tests" / "data" / "field_office.jsonl"
 D = date.fromisoformat
@@ -748,7 +745,8 @@ def test_a_crash_part_way_through_a_page_rolls_back_every_projection(
     with projections.engine.reading() as reader:  # a plain read: query() would catch up
         for name in (MoneyProjection.table, ContactsProjection.table):
             kept = reader.all(f"SELECT position FROM {name}")
-            assert kept and all(row[0] <= 25 for row in kept), name
+            assert kept, name
+            assert all(row[0] <= 25 for row in kept), name
 
     monkeypatch.setattr(Writer, "insert", original)
     assert projections.catch_up() == 63 - 25
@@ -857,7 +855,8 @@ def test_events_streams_every_event_in_position_order(ledger: Ledger) -> None:
     import_files(ledger, [FIELD_OFFICE], on_reject=lambda _: None)
     everything = list(ledger.events(page=7))
     positions = [p for p, _ in everything]
-    assert positions == sorted(positions) and len(set(positions)) == len(positions) == 63
+    assert positions == sorted(positions)
+    assert len(set(positions)) == len(positions) == 63
     assert isinstance(everything[0][1], Household.Registered)
     assert everything[0][1].ref == "KT-HH-0001"
     assert list(ledger.events(after=positions[60], page=2)) == everything[61:]
@@ -886,7 +885,7 @@ class PaymentsPerChannel(Projection):
             primary_key=("channel",),
         )
 
-    def handle(self, event: Any, position: int, writer: Writer) -> None:
+    def handle(self, event: Any, _position: int, writer: Writer) -> None:
         """Add each disbursement; a reversal looks its payment up in proj_money."""
         if isinstance(event, Account.Disbursed):
             writer.accumulate(

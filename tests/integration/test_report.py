@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,10 +21,6 @@ from dinsos_ledger.report import (
     write_report,
 )
 from dinsos_ledger.scenario import ScenarioConfig, write_scenario
-
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from tests.unit.test_report_render import chart_svgs, page_problems
 

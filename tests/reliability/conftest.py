@@ -5,7 +5,6 @@ Builds on ``tests/conftest.py`` (``backend``, ``make_target``, ``target``).
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,12 +12,10 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
 from tests.conftest import _drop_schema, require_postgres
 from tests.reliability import harness
+
+ROOT = Path(__file__).resolve().parents[2]
 
 FIELD_OFFICE = ROOT / "tests" / "data" / "field_office.jsonl"
 

@@ -19,6 +19,7 @@ what the ledger recorded with what one clean, uninterrupted import records.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -147,10 +148,8 @@ def start_script(
 def stop(process: subprocess.Popen[str]) -> None:
     """Kill ``process`` and its process group if still running, and reap it."""
     if process.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     try:
         process.communicate(timeout=30)
     except (subprocess.TimeoutExpired, ValueError):

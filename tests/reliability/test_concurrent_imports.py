@@ -11,16 +11,13 @@ as one clean import leaves it.
 from __future__ import annotations
 
 import copy
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from dinsos_ledger.application import Ledger
 
 from tests.reliability import harness
 from tests.reliability.invariants import (
@@ -28,8 +25,6 @@ from tests.reliability.invariants import (
     recorded_events,
     violations,
 )
-
-from dinsos_ledger.application import Ledger
 
 
 def _import_concurrently(
@@ -143,7 +138,8 @@ def test_overlapping_files_with_every_kind_of_mistake_keep_the_invariants(
     _assert_clean_runs(runs, len(lines))
     for run in late:
         assert run.returncode in (0, 1), run.describe()
-        assert "Traceback" not in run.stderr and "Error" not in run.stderr, run.describe()
+        assert "Traceback" not in run.stderr, run.describe()
+        assert "Error" not in run.stderr, run.describe()
     with Ledger(target) as ledger:
         recorded = harness.command_ids(ledger)
     total = sum(run.counts["accepted"] for run, _ in runs) + sum(

@@ -12,7 +12,6 @@ the result equals a clean import of the committed batches followed by the whole 
 from __future__ import annotations
 
 import random
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,14 +19,10 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from dinsos_ledger.application import Ledger
 
 from tests.reliability import harness
 from tests.reliability.invariants import check_invariants
-
-from dinsos_ledger.application import Ledger
 
 BATCH = 10
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import random
 import sqlite3
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -24,14 +23,10 @@ from typing import Any, Self
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from dinsos_ledger.application import Ledger
 
 from tests.conftest import require_postgres
 from tests.reliability import harness
-
-from dinsos_ledger.application import Ledger
 
 BATCH = 10
 
@@ -69,7 +64,8 @@ def _assert_storage_error(run: harness.Run) -> None:
     assert run.returncode == 2, run.describe()
     assert run.stderr.startswith("Error: "), run.describe()
     # libpq's own message may add indented lines; a traceback would add 'File "…"' lines.
-    assert "Traceback" not in run.stderr and 'File "' not in run.stderr, run.describe()
+    assert "Traceback" not in run.stderr, run.describe()
+    assert 'File "' not in run.stderr, run.describe()
     # The command file was read fine: the message must not send the user to it.
     assert "cannot read input" not in run.stderr, run.describe()
 
@@ -148,9 +144,9 @@ def test_an_import_whose_postgresql_connections_are_cut_stops_cleanly_and_a_reru
     assert state == clean["state"], harness.diff_states(state, clean["state"])
 
 
-@pytest.mark.parametrize("backend", ["postgres"])
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 def test_a_ledger_whose_idle_connections_were_cut_recovers_without_a_restart(
-    backend: str, target: str, command_files: Callable[[str, int], Path]
+    target: str, command_files: Callable[[str, int], Path]
 ) -> None:
     """After its pooled connections are cut, a ledger fails cleanly at most a few times, then answers.
 
@@ -213,9 +209,8 @@ class _Holder:
         self.conn.close()
 
 
-@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_an_import_into_a_sqlite_file_locked_by_another_writer_waits_then_fails_cleanly(
-    backend: str,
     target: str,
     command_files: Callable[[str, int], Path],
     clean_import: Callable[[Path], dict[str, Any]],
@@ -256,9 +251,8 @@ def test_an_import_into_a_sqlite_file_locked_by_another_writer_waits_then_fails_
     assert state == clean["state"], harness.diff_states(state, clean["state"])
 
 
-@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_an_import_waits_for_a_sqlite_lock_held_shorter_than_the_timeout(
-    backend: str,
     target: str,
     command_files: Callable[[str, int], Path],
     clean_import: Callable[[Path], dict[str, Any]],
@@ -290,7 +284,8 @@ def test_an_import_waits_for_a_sqlite_lock_held_shorter_than_the_timeout(
             assert harness.recorded_command_count(target) == count
         run = harness.finish(process)
     assert run.returncode in (0, 1), run.describe()
-    assert "Traceback" not in run.stderr and "Error" not in run.stderr, run.describe()
+    assert "Traceback" not in run.stderr, run.describe()
+    assert "Error" not in run.stderr, run.describe()
     assert run.counts["accepted"] == clean["counts"]["accepted"]
 
 

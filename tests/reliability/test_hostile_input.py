@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,17 +21,13 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from dinsos_ledger.application import Ledger
+from dinsos_ledger.cli import main
+from dinsos_ledger.importer import MAX_LINE_BYTES, Reject, import_files
 
 from tests.model import Model
 from tests.reliability import harness
 from tests.strategies import hostile_lines
-
-from dinsos_ledger.application import Ledger
-from dinsos_ledger.cli import main
-from dinsos_ledger.importer import MAX_LINE_BYTES, Reject, import_files
 
 _serial = itertools.count(1)
 
@@ -97,7 +92,8 @@ def _check_import(ledger: Ledger, path: Path, valid: dict[str, str], bad: set[in
     assert {r.line for r in rejects} == bad
     assert {r.code for r in rejects} <= {"invalid"}, [(r.line, r.code, r.message) for r in rejects]
     for r in rejects:
-        assert r.message and "Traceback" not in r.message
+        assert r.message
+        assert "Traceback" not in r.message
         assert r.id is None or isinstance(r.id, str)
         json.dumps(r.to_json(), ensure_ascii=False).encode("utf-8")  # writable as a reject line
     assert report.accepted == len(valid)
@@ -178,9 +174,9 @@ def _monsters() -> Iterator[tuple[str, bytes]]:
 _MONSTERS = list(_monsters())
 
 
-@pytest.mark.parametrize(("why", "line"), _MONSTERS, ids=[why for why, _ in _MONSTERS])
+@pytest.mark.parametrize("line", [pytest.param(line, id=why) for why, line in _MONSTERS])
 def test_monster_lines_are_invalid_and_the_next_line_is_still_read(
-    ledger: Ledger, tmp_path: Path, why: str, line: bytes
+    ledger: Ledger, tmp_path: Path, line: bytes
 ) -> None:
     """Lines at and past every limit are refused; the line after is recorded, numbered right."""
     path, valid, bad = _file_of(tmp_path, [line])

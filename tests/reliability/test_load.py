@@ -14,21 +14,16 @@ from __future__ import annotations
 import itertools
 import json
 import statistics
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from dinsos_ledger.application import Ledger
 
 from tests.reliability import harness
 from tests.reliability.invariants import check_invariants
-
-from dinsos_ledger.application import Ledger
 
 QUERY_LOOP = Path(__file__).with_name("query_loop.py")
 AS_OF = "2025-09-30"
@@ -96,7 +91,8 @@ def test_queries_during_sustained_imports_are_consistent_and_nothing_is_lost(
 
     for run in runs:
         assert run.returncode in (0, 1), run.describe()
-        assert "Traceback" not in run.stderr and "Error" not in run.stderr, run.describe()
+        assert "Traceback" not in run.stderr, run.describe()
+        assert "Error" not in run.stderr, run.describe()
     for query in ended:
         assert query.returncode == 0, query.describe()
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 import shutil
-import sys
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -39,16 +38,12 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from dinsos_ledger.application import Ledger, Outcome
+from dinsos_ledger.privacy import MasterKey
 
 from tests.conftest import require_postgres
 from tests.model import Model
 from tests.strategies import Pools, commands, registrations
-
-from dinsos_ledger.application import Ledger, Outcome
-from dinsos_ledger.privacy import MasterKey
 
 POOLS = Pools(enrolments=tuple(f"EN-{n}" for n in range(1, 6)))
 

@@ -14,22 +14,16 @@ that order gives, and the recorded history must read as that story.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from dinsos_ledger.application import Ledger, Outcome
 
 from tests.reliability import harness
 from tests.reliability.invariants import check_invariants
-
-from dinsos_ledger.application import Ledger, Outcome
 
 REGION = "64.08.04.2001"
 
@@ -41,10 +35,10 @@ _CALLS = ("select_", "max_notification_id", "insert_events")
 Race = tuple[Callable[[], Any], Callable[[], list[Outcome]], Callable[[list[Outcome]], None]]
 
 
-def household(ref: str, id: str | None = None) -> dict[str, Any]:
+def household(ref: str, command_id: str | None = None) -> dict[str, Any]:
     """A household registration on 2025-01-01."""
     return {
-        "id": id or f"reg-{ref}",
+        "id": command_id or f"reg-{ref}",
         "command": "register_household",
         "ref": ref,
         "on": "2025-01-01",
@@ -73,22 +67,43 @@ def cohort(ref: str, capacity: int) -> dict[str, Any]:
     }
 
 
-def command(id: str, name: str, ref: str, on: str = "2025-01-10", **fields: Any) -> dict[str, Any]:
+def command(
+    command_id: str, name: str, ref: str, on: str = "2025-01-10", **fields: Any
+) -> dict[str, Any]:
     """Any other command."""
-    return {"id": id, "command": name, "ref": ref, "on": on, "actor": "petugas.01", **fields}
+    return {
+        "id": command_id,
+        "command": name,
+        "ref": ref,
+        "on": on,
+        "actor": "petugas.01",
+        **fields,
+    }
 
 
-def allocate(id: str, ref: str, amount: int, reference: str) -> dict[str, Any]:
+def allocate(command_id: str, ref: str, amount: int, reference: str) -> dict[str, Any]:
     """A BPNT allocation."""
     return command(
-        id, "allocate", ref, programme="BPNT", amount=amount, period="2025-01", reference=reference
+        command_id,
+        "allocate",
+        ref,
+        programme="BPNT",
+        amount=amount,
+        period="2025-01",
+        reference=reference,
     )
 
 
-def disburse(id: str, ref: str, amount: int, reference: str) -> dict[str, Any]:
+def disburse(command_id: str, ref: str, amount: int, reference: str) -> dict[str, Any]:
     """A BPNT payment by bank."""
     return command(
-        id, "disburse", ref, programme="BPNT", amount=amount, reference=reference, channel="bank"
+        command_id,
+        "disburse",
+        ref,
+        programme="BPNT",
+        amount=amount,
+        reference=reference,
+        channel="bank",
     )
 
 
@@ -193,8 +208,8 @@ def test_one_id_with_two_bodies_from_two_writers_gives_an_id_conflict_to_the_sec
     """Same id, different bodies: the first is recorded, the second is an id_conflict."""
 
     def race(first: Ledger, second: Ledger, tag: str) -> Race:
-        mine = household(f"KT-HH-A{tag}", id=f"c-{tag}")
-        theirs = household(f"KT-HH-B{tag}", id=f"c-{tag}")
+        mine = household(f"KT-HH-A{tag}", command_id=f"c-{tag}")
+        theirs = household(f"KT-HH-B{tag}", command_id=f"c-{tag}")
 
         def check(outcomes: list[Outcome]) -> None:
             assert _statuses(outcomes) == [("rejected", "id_conflict")]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import itertools
 import shutil
-import sys
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -37,10 +36,6 @@ from dinsos_ledger.application import Ledger, Outcome
 from dinsos_ledger.errors import UnknownSubject
 from dinsos_ledger.importer import read_commands
 from dinsos_ledger.privacy import MasterKey
-
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from tests.model import Model
 from tests.strategies import Pools, commands, hostile_lines, registrations

@@ -73,20 +73,31 @@ def test_a_finding_as_json_has_every_field() -> None:
 def test_a_report_as_json_carries_its_checkpoint_and_finding() -> None:
     """verify --json: the checkpoint's fields (unsigned) and the finding's object."""
     checkpoint = chain.Checkpoint(
-        position=63, head_hash="ab" * 32, events=63, created_at="2025-06-30T09:00:00+00:00",
+        position=63,
+        head_hash="ab" * 32,
+        events=63,
+        created_at="2025-06-30T09:00:00+00:00",
         ledger="4c3e6eb9-b406-4bdc-8405-3e4aef63ae10",
     )
     finding = audit.AuditFinding(kind="truncated", position=63, message="cut")
     report = audit.VerifyReport(
-        ok=False, events=60, head_position=60, head_hash="cd" * 32,
-        ledger=checkpoint.ledger, checkpoint=checkpoint, finding=finding,
+        ok=False,
+        events=60,
+        head_position=60,
+        head_hash="cd" * 32,
+        ledger=checkpoint.ledger,
+        checkpoint=checkpoint,
+        finding=finding,
     )
     data = report.to_json()
     assert json.loads(json.dumps(data)) == data
     assert data["ok"] is False
     assert data["checkpoint"] == {
-        "position": 63, "head_hash": "ab" * 32, "events": 63,
-        "created_at": "2025-06-30T09:00:00+00:00", "ledger": checkpoint.ledger,
+        "position": 63,
+        "head_hash": "ab" * 32,
+        "events": 63,
+        "created_at": "2025-06-30T09:00:00+00:00",
+        "ledger": checkpoint.ledger,
     }
     assert data["finding"]["kind"] == "truncated"
 
@@ -113,11 +124,16 @@ def test_a_row_of_the_wrong_types_becomes_a_stand_in_that_matches_no_link(row: A
     stand_in = audit._readable_row(row)
     assert stand_in[0] == 3
     good = (3, "ab" * 16, 2, "topic", b"{}")
-    genuine = chain.link(chain.GENESIS, position=3, originator_id="ab" * 16, version=2,
-                         topic="topic", state=b"{}")
+    genuine = chain.link(
+        chain.GENESIS, position=3, originator_id="ab" * 16, version=2, topic="topic", state=b"{}"
+    )
     _, oid, version, topic, state = stand_in
-    assert chain.link(chain.GENESIS, position=3, originator_id=oid, version=version,
-                      topic=topic, state=state) != genuine
+    assert (
+        chain.link(
+            chain.GENESIS, position=3, originator_id=oid, version=version, topic=topic, state=state
+        )
+        != genuine
+    )
     assert audit._readable_row(good) == good
 
 
@@ -150,9 +166,11 @@ def test_a_public_key_is_read_from_base64_or_pem() -> None:
     """The checkpoint's own base64 form and a PEM file give the same 32 bytes."""
     key = Ed25519PrivateKey.generate()
     raw = _public_raw(key)
-    pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     assert audit.parse_public_key(base64.b64encode(raw).decode()) == raw
     assert audit.parse_public_key(pem) == raw
     assert audit.parse_public_key(f"  {base64.b64encode(raw).decode()}\n") == raw
@@ -176,7 +194,10 @@ def test_a_checkpoint_is_loaded_only_with_the_pinned_key() -> None:
     """load_checkpoint verifies the signature, and the signer when a key is pinned."""
     key, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     checkpoint = chain.Checkpoint(
-        position=1, head_hash="ab" * 32, events=1, created_at="2025-06-30T09:00:00+00:00",
+        position=1,
+        head_hash="ab" * 32,
+        events=1,
+        created_at="2025-06-30T09:00:00+00:00",
         ledger="x",
     )
     signed = chain.sign_checkpoint(checkpoint, key)
@@ -198,7 +219,8 @@ def test_the_signing_key_path_prefers_the_option_then_the_environment(
     assert audit.signing_key_path(target) == Path("/srv/dinsos/ledger.sqlite.signing-key.pem")
     monkeypatch.setenv("DINSOS_LEDGER_SIGNING_KEY", "/etc/dinsos/audit.pem")
     assert audit.signing_key_path(target) == Path("/etc/dinsos/audit.pem")
-    assert audit.signing_key_path(target, "/tmp/k.pem") == Path("/tmp/k.pem")
+    # Only a path string: no file is made there.
+    assert audit.signing_key_path(target, "/tmp/k.pem") == Path("/tmp/k.pem")  # noqa: S108
 
 
 def test_postgres_and_memory_ledgers_have_no_default_signing_key(

@@ -52,7 +52,7 @@ def test_a_wita_timestamp_and_its_utc_form_are_the_same_moment(moment: dt.dateti
 
 
 def test_a_bare_date_is_refused_as_ambiguous() -> None:
-    """"As known on 2025-03-01" does not say at which moment of the day."""
+    """A bare date ("as known on 2025-03-01") does not say at which moment of the day."""
     with pytest.raises(ValueError, match=r"a date without a time"):
         audit.parse_timestamp("2025-03-01")
 
@@ -88,14 +88,51 @@ EXPECTED_TYPES = {
 TOPICS = [
     f"dinsos_ledger.aggregates.{module}:{owner}.{name}"
     for module, owner, names in (
-        ("household", "Household", ("Registered", "Assessed", "Allocated", "Disbursed",
-                                    "DisbursementReversed", "FollowedUp", "Closed", "Forgotten")),
-        ("veteran", "Veteran", ("Registered", "Assessed", "Allocated", "Disbursed",
-                                "DisbursementReversed", "FollowedUp", "Closed", "Forgotten")),
-        ("cohort", "TrainingCohort", ("Planned", "Allocated", "Disbursed", "DisbursementReversed",
-                                      "ParticipantEnrolled", "ParticipantWithdrawn")),
-        ("enrolment", "Enrolment", ("Enrolled", "Attended", "Completed", "Withdrawn",
-                                    "FollowedUp")),
+        (
+            "household",
+            "Household",
+            (
+                "Registered",
+                "Assessed",
+                "Allocated",
+                "Disbursed",
+                "DisbursementReversed",
+                "FollowedUp",
+                "Closed",
+                "Forgotten",
+            ),
+        ),
+        (
+            "veteran",
+            "Veteran",
+            (
+                "Registered",
+                "Assessed",
+                "Allocated",
+                "Disbursed",
+                "DisbursementReversed",
+                "FollowedUp",
+                "Closed",
+                "Forgotten",
+            ),
+        ),
+        (
+            "cohort",
+            "TrainingCohort",
+            (
+                "Planned",
+                "Allocated",
+                "Disbursed",
+                "DisbursementReversed",
+                "ParticipantEnrolled",
+                "ParticipantWithdrawn",
+            ),
+        ),
+        (
+            "enrolment",
+            "Enrolment",
+            ("Enrolled", "Attended", "Completed", "Withdrawn", "FollowedUp"),
+        ),
     )
     for name in names
 ]
@@ -238,12 +275,19 @@ def test_the_forget_command_defaults_to_today_and_a_fresh_id() -> None:
 def test_the_forget_command_is_a_valid_command_of_the_interchange_format() -> None:
     """What the verb builds passes the same validation as a line of a command file."""
     built = audit.forget_command(
-        "KT-VT-0002", actor="kepala.dinas", reason="permintaan ahli waris",
-        on=dt.date(2025, 3, 20), command_id="erasure-17", note="surat 17/2025",
+        "KT-VT-0002",
+        actor="kepala.dinas",
+        reason="permintaan ahli waris",
+        on=dt.date(2025, 3, 20),
+        command_id="erasure-17",
+        note="surat 17/2025",
     )
     command = parse_command(built)
     assert (command.id, command.ref, command.on, command.note) == (
-        "erasure-17", "KT-VT-0002", dt.date(2025, 3, 20), "surat 17/2025"
+        "erasure-17",
+        "KT-VT-0002",
+        dt.date(2025, 3, 20),
+        "surat 17/2025",
     )
     assert isinstance(command, Forget)
     assert command.reason == "permintaan ahli waris"

@@ -120,7 +120,7 @@ def assert_names_field(error: InvalidCommand, field: str) -> None:
 
 def test_the_command_names_are_those_of_the_spec_in_its_order() -> None:
     """COMMAND_NAMES lists the fourteen commands of SPEC section 3 in the table's order."""
-    assert cmd.COMMAND_NAMES == tuple(EXTRAS)
+    assert tuple(EXTRAS) == cmd.COMMAND_NAMES
 
 
 @pytest.mark.parametrize("name", list(EXTRAS))
@@ -139,8 +139,8 @@ def test_a_well_formed_command_parses_into_its_class(name: str) -> None:
 def test_every_command_class_carries_its_command_name(name: str) -> None:
     """``COMMAND`` is the SPEC command name, on the class and on a parsed command (never a field)."""
     parsed = parse_command(valid(name))
-    assert CLASSES[name].COMMAND == name
-    assert parsed.COMMAND == name
+    assert name == CLASSES[name].COMMAND
+    assert name == parsed.COMMAND
 
 
 def test_values_are_typed_as_value_objects_and_enums() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -11,12 +10,10 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from tests.model import CODES, Model
+from tests.strategies import command_lists, commands, hostile_lines, registrations
 
-from tests.model import CODES, Model  # noqa: E402
-from tests.strategies import command_lists, commands, hostile_lines, registrations  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 DATA = ROOT / "tests" / "data"
 
@@ -678,7 +675,8 @@ def test_show_hides_personal_data_once_forgotten() -> None:
         True,
         True,
     )
-    assert state["head_nik"] is None and state["region"] == "64.08.04.2001"
+    assert state["head_nik"] is None
+    assert state["region"] == "64.08.04.2001"
     assert model.show("HH-9") is None
 
 

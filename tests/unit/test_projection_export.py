@@ -93,7 +93,7 @@ def test_a_registration_row_has_the_region_but_never_the_personal_data() -> None
         "note": None,
         "command_id": "c-1",
         "version": 1,
-        **{name: None for name in (c.name for c in COLUMNS[10:])},
+        **dict.fromkeys(c.name for c in COLUMNS[10:]),
         "region": "64.08.04.2001",
         "members": 4,
     }

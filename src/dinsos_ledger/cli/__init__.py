@@ -6,10 +6,7 @@ Exit status: 0 success, 1 the ledger refused something (rejects, failed verifica
 
 from __future__ import annotations
 
-from dinsos_ledger.cli import audit_verbs
-from dinsos_ledger.cli import demo_verbs
-from dinsos_ledger.cli import ledger_verbs
-from dinsos_ledger.cli import projection_verbs
+from dinsos_ledger.cli import audit_verbs, demo_verbs, ledger_verbs, projection_verbs
 from dinsos_ledger.cli.base import main
 
 __all__ = ["main"]

@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -22,7 +22,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 class State:
     """Options given before the verb."""
 
-    def __init__(self, db: str | None, quiet: bool) -> None:  # noqa: FBT001
+    def __init__(self, db: str | None, quiet: bool) -> None:
         self.db = db
         self.quiet = quiet
 
@@ -42,12 +42,12 @@ pass_state = click.make_pass_decorator(State)
 @click.option("--quiet", "-q", is_flag=True, help="No progress or messages on stderr.")
 @click.version_option(package_name="dinsos-ledger")
 @click.pass_context
-def main(ctx: click.Context, db: str | None, quiet: bool) -> None:  # noqa: FBT001
+def main(ctx: click.Context, db: str | None, quiet: bool) -> None:
     """An event-sourced ledger of social-service delivery (Dinas Sosial)."""
     ctx.obj = State(db, quiet)
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``Error: message`` on stderr and exit with ``code``."""
     click.echo(f"Error: {message}", err=True)
     sys.exit(code)

@@ -23,7 +23,7 @@ __all__ = ["register"]
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-def _parse_day(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
+def _parse_day(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dt.date | None:
     if value is None:
         return None
     try:

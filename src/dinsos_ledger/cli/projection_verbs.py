@@ -24,7 +24,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _DAY: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-def _as_of(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
+def _as_of(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dt.date | None:
     if value is None:
         return None
     try:

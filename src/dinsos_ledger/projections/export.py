@@ -38,8 +38,10 @@ PII_FIELDS: Final = frozenset({"family_card", "head_nik", "head_name", "nik", "n
 
 @attrs.frozen
 class Column:
-    """One export column: its name, its type (``text``, ``integer``, ``date``,
-    ``timestamp``, ``boolean``) and what it holds."""
+    """One export column: its name, its type and what it holds.
+
+    The type is one of ``text``, ``integer``, ``date``, ``timestamp`` and ``boolean``.
+    """
 
     name: str
     type: str
@@ -268,7 +270,7 @@ def export_events(
         else:
             with partial.open("w", encoding="utf-8", newline="") as handle:
                 count = _write_jsonl(rows, handle) if fmt == "jsonl" else _write_csv(rows, handle)
-        os.replace(partial, path)
+        partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
     return count
