@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -88,3 +90,18 @@ def handles_errors(func: F) -> F:
         return None
 
     return wrapper  # type: ignore[return-value]
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def parse_day(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dt.date | None:
+    """Click callback for a business-date option: ``YYYY-MM-DD`` that exists, or None."""
+    if value is None:
+        return None
+    try:
+        if _DAY.fullmatch(value) is None:
+            raise ValueError(value)
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"must be a date YYYY-MM-DD (got {value!r})") from None

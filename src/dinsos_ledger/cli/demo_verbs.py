@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from dinsos_ledger.cli.base import State, echo_json, fail, handles_errors, open_ledger, pass_state
+from dinsos_ledger.cli.base import (
+    State,
+    echo_json,
+    fail,
+    handles_errors,
+    open_ledger,
+    parse_day,
+    pass_state,
+)
 from dinsos_ledger.errors import StorageError
 from dinsos_ledger.progress import Progress
 
@@ -18,20 +25,6 @@ if TYPE_CHECKING:  # the demo and the report load matplotlib: imported where use
     from dinsos_ledger.demo import DemoResult
 
 __all__ = ["register"]
-
-
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def _parse_day(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        if _DAY.fullmatch(value) is None:
-            raise ValueError(value)
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"must be a date YYYY-MM-DD (got {value!r})") from None
 
 
 @click.command("demo")
@@ -130,7 +123,7 @@ def _program() -> str:
     "--as-of",
     "as_of",
     metavar="DATE",
-    callback=_parse_day,
+    callback=parse_day,
     help="Report as of this business date, YYYY-MM-DD (default today).",
 )
 @pass_state

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 import click
 
-from dinsos_ledger.cli.base import State, echo_json, fail, handles_errors, open_ledger, pass_state
+from dinsos_ledger.cli.base import (
+    State,
+    echo_json,
+    fail,
+    handles_errors,
+    open_ledger,
+    parse_day,
+    pass_state,
+)
 from dinsos_ledger.errors import StorageError
 from dinsos_ledger.progress import Progress
 from dinsos_ledger.projections.engine import UnknownProjection
@@ -20,19 +27,6 @@ from dinsos_ledger.projections.export import FORMATS, export_events
 __all__ = ["register"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-_DAY: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def _as_of(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        if _DAY.fullmatch(value) is None:
-            raise ValueError(value)
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"must be a date YYYY-MM-DD (got {value!r})") from None
 
 
 def _query_options(what: str) -> Callable[[F], F]:
@@ -44,7 +38,7 @@ def _query_options(what: str) -> Callable[[F], F]:
             "--as-of",
             "as_of",
             metavar="DATE",
-            callback=_as_of,
+            callback=parse_day,
             help="Answer as of this business date, YYYY-MM-DD.",
         )(func)
 

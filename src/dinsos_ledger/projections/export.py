@@ -20,6 +20,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, Literal
 import attrs
 
 from dinsos_ledger.codec import converter
+from dinsos_ledger.commands import PII_FIELDS
 from dinsos_ledger.projections.engine import SubjectsProjection, event_kind, event_type
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ Format = Literal["jsonl", "csv", "parquet"]
 FORMATS: Final[tuple[Format, ...]] = ("jsonl", "csv", "parquet")
 
 #: Personal-data fields of events (SPEC section 2); never exported, not even sealed.
-PII_FIELDS: Final = frozenset({"family_card", "head_nik", "head_name", "nik", "name"})
 
 
 @attrs.frozen
