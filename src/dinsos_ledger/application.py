@@ -239,7 +239,7 @@ class Ledger:
                 )
                 raise StorageError(msg)
             return master_key_from_env(value)
-        if self.target.path is None:
+        if self.target.path is None:  # a private in-memory ledger has no key file
             return MasterKey.generate()
         return load_master_key_file(Path(self.target.path + ".key"), create=True)
 
@@ -270,7 +270,7 @@ class Ledger:
                 return self._apply_once(parsed)
             except (IntegrityError, _Raced):
                 # Another writer recorded first: work the batch out again from fresh state.
-                self._drop_cache()
+                self._cache.clear()
                 if attempt == _MAX_ATTEMPTS - 1:
                     raise StorageError(
                         f"gave up after {_MAX_ATTEMPTS} conflicting writes to "
@@ -283,11 +283,11 @@ class Ledger:
                 time.sleep(pause)
             except PersistenceError as e:
                 # Reads (cache sync, bulk loads) fail with the store's own errors.
-                self._drop_cache()
+                self._cache.clear()
                 raise StorageError(f"cannot read the ledger at {self.target.display}: {e}") from e
             except BaseException:
                 # Cached aggregates may hold events that were never recorded.
-                self._drop_cache()
+                self._cache.clear()
                 raise
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -297,9 +297,6 @@ class Ledger:
             return dict(self.recorder.select_command_digests(ids))
         except (PersistenceError, OSError) as e:
             raise StorageError(f"cannot read the ledger at {self.target.display}: {e}") from e
-
-    def _drop_cache(self) -> None:
-        self._cache.clear()
 
     def _apply_once(
         self, parsed: Sequence[tuple[str | None, cmd.Command | LedgerError, bytes]]

@@ -58,11 +58,6 @@ class Target:
         self.path = path
 
     @property
-    def in_memory(self) -> bool:
-        """True for a private in-memory SQLite ledger (``:memory:``)."""
-        return self.kind == "sqlite" and self.path is None
-
-    @property
     def is_postgres(self) -> bool:
         """True for a PostgreSQL target."""
         return self.kind == "postgres"
