@@ -795,18 +795,18 @@ def test_an_interrupted_rebuild_resumes_where_it_stopped(
     projections = Projections(ledger, page_size=20)
     projections.catch_up()
     clean = snapshot(ledger)
-    original = MoneyProjection.handle
+    original = MoneyProjection.handle_raw
 
     def failing(self: MoneyProjection, event: Any, position: int, writer: Writer) -> None:
         if position == 45:
             raise _Boom
         original(self, event, position, writer)
 
-    monkeypatch.setattr(MoneyProjection, "handle", failing)
+    monkeypatch.setattr(MoneyProjection, "handle_raw", failing)
     with pytest.raises(_Boom):
         projections.rebuild()
     assert projections.positions() == {"subjects": 40, "money": 40, "contacts": 40}
-    monkeypatch.setattr(MoneyProjection, "handle", original)
+    monkeypatch.setattr(MoneyProjection, "handle_raw", original)
     projections.catch_up()
     assert snapshot(ledger) == clean
 
@@ -827,6 +827,37 @@ def test_rebuilding_one_projection_leaves_the_others_and_equals_the_incremental(
     assert snapshot(ledger) == before
     with pytest.raises(UnknownProjection, match="must be one of subjects, money, contacts"):
         ledger.projections.rebuild(["balances"])
+
+
+def test_projection_pages_commit_relaxed_and_event_commits_stay_fully_synced(
+    ledger: Ledger, backend: str
+) -> None:
+    """Projection pages may skip the disk sync; the level events are written at is restored.
+
+    On SQLite the pooled connection is back at FULL after a catch-up, so the next batch of
+    commands is synced as before; on PostgreSQL the relaxed setting is SET LOCAL to the
+    projection transaction and leaves the session's default alone.
+    """
+    from dinsos_ledger.importer import import_files
+
+    datastore = ledger.recorder.datastore
+    if backend == "sqlite":
+        with datastore.transaction(commit=False) as cursor:
+            cursor.execute("PRAGMA synchronous")
+            before = cursor.fetchone()[0]
+        assert before == 2  # FULL: events wait for the disk
+    import_files(ledger, [FIELD_OFFICE], on_reject=lambda _: None)
+    ledger.projections.rebuild()
+    if backend == "sqlite":
+        for _ in range(3):  # whichever pooled connection comes back
+            with datastore.transaction(commit=False) as cursor:
+                cursor.execute("PRAGMA synchronous")
+                assert cursor.fetchone()[0] == before
+    else:
+        with datastore.transaction(commit=False) as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone()["synchronous_commit"] == "on"
+    assert ledger.projections.positions()["money"] == ledger.recorder.max_notification_id()
 
 
 def test_a_query_catches_up_first_so_it_is_never_stale(ledger: Ledger) -> None:

@@ -199,6 +199,10 @@ def test_an_event_round_trips_through_the_mapper_as_plain_json(
     assert type(back) is cls
     assert back == event
     assert isinstance(back.originator_id, UUID)
+    # The raw decoding the built-in projections read is the same class and the same JSON.
+    raw_cls, raw_state = mapper.decode_state(stored)
+    assert raw_cls is cls
+    assert raw_state == state
 
 
 def test_a_known_allocation_is_stored_as_the_command_reads() -> None:

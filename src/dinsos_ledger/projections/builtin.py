@@ -17,14 +17,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Final
 
-from dinsos_ledger.aggregates import Enrolment, Household, Veteran
-from dinsos_ledger.aggregates.base import Account, Person, Subject
 from dinsos_ledger.projections.engine import (
     Projection,
+    RawEvent,
+    Role,
     SubjectInfo,
     Writer,
+    class_kind,
     defer_update,
-    event_kind,
+    event_role,
     send_deferred,
 )
 from dinsos_ledger.types import FollowUpOutcome
@@ -34,8 +35,25 @@ __all__ = ["BUILTIN", "ContactsProjection", "MoneyProjection"]
 _PEOPLE: Final = frozenset({"household", "veteran"})
 
 
-def _require(writer: Writer, event: Any) -> SubjectInfo:
-    info = writer.subject(event.originator_id)
+# The contact each role of event makes (SPEC section 5); a follow-up only when it found
+# someone. Withdrawals, closures and erasures are no contacts.
+_ENROLMENT_SOURCES: Final[dict[Role, str]] = {
+    "attended": "attend",
+    "completed": "complete",
+    "followed_up": "follow_up",
+}
+_PERSON_SOURCES: Final[dict[Role, str]] = {
+    "disbursed": "disburse",
+    "reversed": "reverse",
+    "followed_up": "follow_up",
+    "assessed": "assess",
+}
+_MONEY_ROLES: Final = frozenset({"allocated", "disbursed", "reversed"})
+_NOT_FOUND: Final = FollowUpOutcome.NOT_FOUND.value
+
+
+def _require(writer: Writer, event: RawEvent) -> SubjectInfo:
+    info = writer.subject_by_id(event.originator_id)
     if info is None:  # pragma: no cover - the subjects projection is applied first
         msg = (
             f"event at {event.originator_id} v{event.originator_version} has no registered subject"
@@ -78,52 +96,40 @@ class MoneyProjection(Projection):
             primary_key=("ref", "reference"),
         )
 
-    def handle(self, event: Any, position: int, writer: Writer) -> None:
+    raw: ClassVar[bool] = True
+
+    def handle_raw(self, event: RawEvent, position: int, writer: Writer) -> None:
         """Record allocations and disbursements; date the reversals."""
-        if isinstance(event, Account.Allocated):
-            info = _require(writer, event)
-            writer.insert(
-                self.table,
-                {
-                    "ref": info.ref,
-                    "reference": event.reference.value,
-                    "kind": info.kind,
-                    "programme": event.programme.code,
-                    "entry": "allocation",
-                    "on_date": event.on,
-                    "amount": event.amount.amount,
-                    "period": event.period.value,
-                    "channel": None,
-                    "reversed_on": None,
-                    "position": position,
-                },
-            )
-        elif isinstance(event, Account.Disbursed):
-            info = _require(writer, event)
-            writer.insert(
-                self.table,
-                {
-                    "ref": info.ref,
-                    "reference": event.reference.value,
-                    "kind": info.kind,
-                    "programme": event.programme.code,
-                    "entry": "disbursement",
-                    "on_date": event.on,
-                    "amount": event.amount.amount,
-                    "period": None,
-                    "channel": event.channel.value,
-                    "reversed_on": None,
-                    "position": position,
-                },
-            )
-        elif isinstance(event, Account.DisbursementReversed):
-            info = _require(writer, event)
+        role = event_role(event.cls)
+        if role not in _MONEY_ROLES:
+            return
+        state = event.state
+        info = _require(writer, event)
+        if role == "reversed":
             defer_update(
                 writer,
                 self.table,
-                {"reversed_on": event.on},
-                {"ref": info.ref, "reference": event.reference.value},
+                {"reversed_on": state["on"]},
+                {"ref": info.ref, "reference": state["reference"]},
             )
+            return
+        allocation = role == "allocated"
+        writer.insert(
+            self.table,
+            {
+                "ref": info.ref,
+                "reference": state["reference"],
+                "kind": info.kind,
+                "programme": state["programme"],
+                "entry": "allocation" if allocation else "disbursement",
+                "on_date": state["on"],
+                "amount": state["amount"],
+                "period": state["period"] if allocation else None,
+                "channel": None if allocation else state["channel"],
+                "reversed_on": None,
+                "position": position,
+            },
+        )
 
     def end_page(self, writer: Writer) -> None:
         """Send the page's reversals after its inserts."""
@@ -164,70 +170,53 @@ class ContactsProjection(Projection):
         writer.create_index(self.table, ("ref", "on_date"))
         writer.create_index(self.table, ("ref", "reference"))
 
-    def handle(self, event: Any, position: int, writer: Writer) -> None:
+    raw: ClassVar[bool] = True
+
+    def handle_raw(self, event: RawEvent, position: int, writer: Writer) -> None:
         """Store each contact under its household or veteran."""
-        kind = event_kind(event)
-        if isinstance(event, Subject.Created):
-            if isinstance(event, Enrolment.Enrolled):
-                self._contact(writer, position, event.household, event.on, "enrol", event.ref)
+        role = event_role(event.cls)
+        if not role:
+            return
+        kind = class_kind(event.cls)
+        state = event.state
+        if role == "created":
+            if kind == "enrolment":
+                self._contact(
+                    writer, position, state["household"], state["on"], "enrol", state["ref"]
+                )
             elif kind in _PEOPLE:
-                self._contact(writer, position, event.ref, event.on, "register")
+                self._contact(writer, position, state["ref"], state["on"], "register")
             return
         if kind == "enrolment":
-            source = self._enrolment_source(event)
-            if source is not None:
+            source = _ENROLMENT_SOURCES.get(role)
+            if source is not None and state.get("outcome") != _NOT_FOUND:
                 info = _require(writer, event)
                 assert info.household is not None
-                self._contact(writer, position, info.household, event.on, source, info.ref)
+                self._contact(writer, position, info.household, state["on"], source, info.ref)
             return
         if kind not in _PEOPLE:
             return  # a cohort's payments are no one's contact
-        source = self._person_source(event)
-        if source is None:
+        source = _PERSON_SOURCES.get(role)
+        if source is None or state.get("outcome") == _NOT_FOUND:
             return
         info = _require(writer, event)
         if source == "reverse":
             defer_update(
                 writer,
                 self.table,
-                {"reversed_on": event.on},
-                {"ref": info.ref, "reference": event.reference.value},
+                {"reversed_on": state["on"]},
+                {"ref": info.ref, "reference": state["reference"]},
             )
         elif source == "disburse":
             self._contact(
-                writer, position, info.ref, event.on, source, reference=event.reference.value
+                writer, position, info.ref, state["on"], source, reference=state["reference"]
             )
         else:
-            self._contact(writer, position, info.ref, event.on, source)
+            self._contact(writer, position, info.ref, state["on"], source)
 
     def end_page(self, writer: Writer) -> None:
         """Send the page's reversals after its inserts."""
         send_deferred(writer)
-
-    @staticmethod
-    def _enrolment_source(event: Any) -> str | None:
-        if isinstance(event, Enrolment.Attended):
-            return "attend"
-        if isinstance(event, Enrolment.Completed):
-            return "complete"
-        if (
-            isinstance(event, Enrolment.FollowedUp)
-            and event.outcome is not FollowUpOutcome.NOT_FOUND
-        ):
-            return "follow_up"
-        return None
-
-    @staticmethod
-    def _person_source(event: Any) -> str | None:
-        if isinstance(event, Account.Disbursed):
-            return "disburse"
-        if isinstance(event, Account.DisbursementReversed):
-            return "reverse"
-        if isinstance(event, Person.FollowedUp):
-            return None if event.outcome is FollowUpOutcome.NOT_FOUND else "follow_up"
-        if isinstance(event, Household.Assessed | Veteran.Assessed):
-            return "assess"
-        return None
 
     def _contact(
         self,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from dinsos_ledger.projections.builtin import ContactsProjection, MoneyProjection
 from dinsos_ledger.projections.engine import (
+    DEFAULT_PAGE_SIZE,
     Progress,
     Projection,
     ProjectionEngine,
@@ -54,7 +55,7 @@ class Projections:
     :meth:`register`; they share the tracking, catch-up and rebuild of the built-ins.
     """
 
-    def __init__(self, ledger: Ledger, *, page_size: int = 1000) -> None:
+    def __init__(self, ledger: Ledger, *, page_size: int = DEFAULT_PAGE_SIZE) -> None:
         self.ledger = ledger
         self.engine = ProjectionEngine(
             ledger, (MoneyProjection(), ContactsProjection()), page_size=page_size
