@@ -26,6 +26,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError, Persiste
 from dinsos_ledger import commands as cmd
 from dinsos_ledger.aggregates import Enrolment, Household, Stamp, Subject, TrainingCohort, Veteran
 from dinsos_ledger.aggregates.base import Account, Grant, Payment, Person
+from dinsos_ledger.bulk import paused_gc
 from dinsos_ledger.codec import LedgerMapper
 from dinsos_ledger.errors import (
     AlreadyRegistered,
@@ -255,6 +256,10 @@ class Ledger:
         An item may be an :class:`InvalidCommand` already found by the reader (a line that
         is not JSON, say); it is reported as rejected in its place.
         """
+        with paused_gc():
+            return self._apply_batch(commands)
+
+    def _apply_batch(self, commands: Sequence[Mapping[str, Any] | LedgerError]) -> list[Outcome]:
         parsed: list[tuple[str | None, cmd.Command | LedgerError, bytes]] = []
         for raw in commands:
             if isinstance(raw, LedgerError):

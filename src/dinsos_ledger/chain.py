@@ -42,6 +42,7 @@ __all__ = [
     "Finding",
     "check_chain",
     "link",
+    "link_unchecked",
     "links_of",
     "load_or_create_signing_key",
     "read_checkpoint",
@@ -115,11 +116,25 @@ def link(
             msg = f"'state' must be bytes (got {type(state).__name__})"
             raise TypeError(msg)
         state = bytes(state)  # drivers may hand BLOBs over as memoryview
+    _u64("position", position)
+    _u64("version", version)
+    return link_unchecked(previous, position, originator_id, version, topic, state)
+
+
+def link_unchecked(
+    previous: bytes, position: int, originator_id: str, version: int, topic: str, state: bytes
+) -> bytes:
+    """:func:`link` for arguments already known to be of the right types and ranges.
+
+    The recorder chains the events it is writing, whose positions come from the database
+    and whose other parts it has just encoded; checking each again cost a fifth of the
+    chain's time.
+    """
     digest = hashlib.sha256(_LINK_TAG)
     digest.update(previous)
-    digest.update(_u64("position", position))
+    digest.update(position.to_bytes(8, "big"))
     digest.update(_framed(originator_id.encode("utf-8")))
-    digest.update(_u64("version", version))
+    digest.update(version.to_bytes(8, "big"))
     digest.update(_framed(topic.encode("utf-8")))
     digest.update(_framed(state))
     return digest.digest()

@@ -64,14 +64,17 @@ class ImportReport:
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
+    result = dict(pairs)
+    if len(result) == len(pairs):
+        return result
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
             shown = key if len(key) <= _SHOWN_KEY_MAX else key[: _SHOWN_KEY_MAX - 3] + "…"
             msg = f"the key '{shown}' appears twice in one object"
             raise ValueError(msg)
-        result[key] = value
-    return result
+        seen.add(key)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _reject_constant(name: str) -> None:
@@ -79,15 +82,21 @@ def _reject_constant(name: str) -> None:
     raise ValueError(msg)
 
 
+# One decoder for every line (json.loads with options builds a new one per call).
+_DECODER: Final = json.JSONDecoder(
+    parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys
+)
+
+
 def _decode(raw: bytes) -> Mapping[str, Any] | LedgerError:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         return InvalidCommand(f"line is not valid UTF-8 (bad byte at offset {e.start})")
+    if text.startswith("\ufeff"):  # json.loads's own message, which the decoder lacks
+        return InvalidCommand("malformed JSON: Unexpected UTF-8 BOM (decode using utf-8-sig)")
     try:
-        value = json.loads(
-            text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys
-        )
+        value = _DECODER.decode(text)
     except json.JSONDecodeError as e:
         return InvalidCommand(f"malformed JSON: {e.msg} (column {e.colno})")
     except RecursionError:

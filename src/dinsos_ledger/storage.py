@@ -138,15 +138,10 @@ def _links(
     head: bytes, positions: Sequence[int], stored_events: Sequence[StoredEvent]
 ) -> list[tuple[int, bytes]]:
     links = []
+    link = chain.link_unchecked  # positions from the database, parts just encoded
     for position, s in zip(positions, stored_events, strict=True):
-        head = chain.link(
-            head,
-            position=position,
-            originator_id=_hex(s.originator_id),
-            version=s.originator_version,
-            topic=s.topic,
-            state=s.state,
-        )
+        state = s.state if type(s.state) is bytes else bytes(s.state)
+        head = link(head, position, _hex(s.originator_id), s.originator_version, s.topic, state)
         links.append((position, head))
     return links
 
@@ -195,8 +190,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        positions = super()._insert_events(c, stored_events, **kwargs)
-        assert positions is not None
+        positions = self._append(c, stored_events)
         for sid, version in kwargs.get("expect") or ():
             c.execute(
                 f"SELECT MAX(originator_version) FROM {self.events_table_name} "
@@ -227,6 +221,30 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         for sid in shred:
             c.execute("DELETE FROM dinsos_keys WHERE subject_id = ?", (sid.hex,))
         return positions
+
+    def _append(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> list[int]:
+        """Insert the events in one ``executemany`` and return their positions (rowids).
+
+        eventsourcing inserts one row per statement to read each ``lastrowid``. Inside this
+        write transaction nothing else can insert, and SQLite gives each new row the rowid
+        after the largest, so the rows take consecutive positions ending at the last
+        insert's; the count below proves it rather than trusting it.
+        """
+        table = self.events_table_name
+        rows = [
+            (_hex(s.originator_id), s.originator_version, s.topic, s.state) for s in stored_events
+        ]
+        if not rows:
+            return []
+        c.executemany(f"INSERT INTO {table} VALUES (?,?,?,?)", rows)
+        c.execute("SELECT last_insert_rowid()")
+        last = int(c.fetchone()[0])
+        first = last - len(rows) + 1
+        c.execute(f"SELECT COUNT(*) FROM {table} WHERE rowid >= ?", (first,))
+        if c.fetchone()[0] != len(rows):  # pragma: no cover - only past rowid 2**63 - 1
+            msg = f"the new events did not take consecutive positions from {first}"
+            raise OperationalError(msg)
+        return list(range(first, last + 1))
 
     def purge_shredded(self) -> None:
         """Truncate the write-ahead log, so no old page image of a shredded key survives.

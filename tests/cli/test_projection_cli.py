@@ -473,6 +473,20 @@ def test_rebuild_drops_and_rebuilds_and_says_what_it_did(loaded: Run) -> None:
     assert as_json(loaded("continuity", "--as-of", "2025-06-30", "--json")) == CONTINUITY_JUNE
 
 
+def test_rebuild_in_small_pages_gives_the_same_answers(loaded: Run) -> None:
+    """--page-size changes how often a rebuild commits, not what it builds; 0 is refused."""
+    result = loaded("rebuild", "--page-size", "7")
+    assert (result.exit_code, result.stdout) == (
+        0,
+        f"rebuilt subjects, money, contacts from {EVENTS} events\n",
+    )
+    assert as_json(loaded("balances", "--as-of", "2025-06-30", "--json")) == BALANCES_JUNE
+    assert as_json(loaded("continuity", "--as-of", "2025-06-30", "--json")) == CONTINUITY_JUNE
+    refused = loaded("rebuild", "--page-size", "0")
+    assert refused.exit_code == 2
+    assert "--page-size" in refused.stderr
+
+
 def test_rebuild_of_an_unknown_projection_is_a_usage_error(loaded: Run) -> None:
     """An unknown name exits 2, names the known ones and rebuilds nothing."""
     result = loaded("rebuild", "money", "timelines")

@@ -227,7 +227,7 @@ def test_a_rebuild_killed_mid_way_then_run_again_equals_the_incremental_projecti
         for _ in range(5):
             goal = rng.randint(1, max(1, head - 1))
             with harness.running([]) as processes:
-                process = harness.start_cli(target, "--quiet", "rebuild")
+                process = harness.start_cli(target, "--quiet", "rebuild", "--page-size", "50")
                 processes.append(process)
                 harness.wait_for(
                     lambda process=process, goal=goal: (

@@ -460,3 +460,27 @@ def test_a_signing_key_file_that_is_not_a_key_is_refused(tmp_path: pathlib.Path)
     path.chmod(0o600)
     with pytest.raises(KeyFileError, match=r"garbled\.pem"):
         load_or_create_signing_key(path)
+
+
+@given(
+    previous=st.binary(min_size=32, max_size=32),
+    position=st.integers(0, 2**64 - 1),
+    originator_id=st.text(max_size=40),
+    version=st.integers(0, 2**64 - 1),
+    topic=st.text(max_size=60),
+    state=st.binary(max_size=300),
+)
+def test_the_recorders_unchecked_link_is_the_checked_link(
+    previous: bytes, position: int, originator_id: str, version: int, topic: str, state: bytes
+) -> None:
+    """The recorder's fast path writes exactly the links that verify recomputes."""
+    from dinsos_ledger.chain import link_unchecked
+
+    assert link_unchecked(previous, position, originator_id, version, topic, state) == link(
+        previous,
+        position=position,
+        originator_id=originator_id,
+        version=version,
+        topic=topic,
+        state=state,
+    )

@@ -21,7 +21,7 @@ from dinsos_ledger.cli.base import (
 )
 from dinsos_ledger.errors import StorageError
 from dinsos_ledger.progress import Progress
-from dinsos_ledger.projections.engine import UnknownProjection
+from dinsos_ledger.projections.engine import DEFAULT_PAGE_SIZE, UnknownProjection
 from dinsos_ledger.projections.export import FORMATS, export_events
 
 __all__ = ["register"]
@@ -255,9 +255,16 @@ def outstanding(state: State, as_of: dt.date | None, as_json: bool) -> None:
 @click.command("rebuild")
 @click.argument("names", nargs=-1, metavar="[NAME]...")
 @click.option("--json", "as_json", is_flag=True, help="Print what was rebuilt as JSON.")
+@click.option(
+    "--page-size",
+    type=click.IntRange(min=1),
+    default=DEFAULT_PAGE_SIZE,
+    show_default=True,
+    help="Events applied per transaction (an interrupted rebuild keeps whole pages).",
+)
 @pass_state
 @handles_errors
-def rebuild(state: State, names: tuple[str, ...], as_json: bool) -> None:
+def rebuild(state: State, names: tuple[str, ...], as_json: bool, page_size: int) -> None:
     """Drop the named projections (default: all) and rebuild them from the first event.
 
     The built-in projections are subjects, money and contacts. The result equals the
@@ -265,6 +272,7 @@ def rebuild(state: State, names: tuple[str, ...], as_json: bool) -> None:
     """
     with open_ledger(state) as ledger:
         projections = ledger.projections
+        projections.engine.page_size = page_size
         try:
             projections.engine.select(names or None)
         except UnknownProjection as e:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import gc
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -35,6 +34,7 @@ from eventsourcing.persistence import PersistenceError
 
 from dinsos_ledger.aggregates import Enrolment, Household, TrainingCohort, Veteran
 from dinsos_ledger.aggregates.base import Account, Person, Subject
+from dinsos_ledger.bulk import paused_gc
 from dinsos_ledger.codec import converter
 from dinsos_ledger.errors import LedgerError, StorageError
 from dinsos_ledger.types import subject_id
@@ -61,7 +61,6 @@ __all__ = [
     "event_kind",
     "event_role",
     "event_type",
-    "paused_gc",
     "send_deferred",
     "translate",
 ]
@@ -1079,22 +1078,3 @@ def _relaxed_sync(connection: Any) -> Iterator[None]:
         yield
     finally:
         cursor.execute(f"PRAGMA synchronous = {level}")
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector for a bulk step (a page, a batch).
-
-    A page or a batch allocates many short-lived objects and no reference cycles worth
-    collecting, while the ledger keeps large, long-lived caches that every full
-    collection walks. Collections triggered mid-step cost a tenth of the step and free
-    nothing that reference counting does not; they run at the next allocation after it.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
