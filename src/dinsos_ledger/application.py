@@ -32,7 +32,6 @@ from dinsos_ledger.errors import (
     AlreadyRegistered,
     BeforeRegistration,
     IdConflict,
-    InvalidCommand,
     LedgerError,
     NotApplicable,
     StorageError,
@@ -61,8 +60,6 @@ __all__ = ["DEFAULT_DESIL_LIMIT", "Ledger", "LedgerApplication", "Outcome"]
 #: The highest desil that may receive an allocation unless a programme has its own limit.
 DEFAULT_DESIL_LIMIT: Final = 4
 _MAX_ATTEMPTS: Final = 30
-# A reject line repeats a command's id only when it is at most this long.
-_SHOWN_ID_MAX: Final = 1000
 
 Status = Literal["accepted", "duplicate", "rejected"]
 
@@ -257,19 +254,23 @@ class Ledger:
         is not JSON, say); it is reported as rejected in its place.
         """
         with paused_gc():
-            return self._apply_batch(commands)
+            digest = self.body_digest
+            return self.apply_prepared([cmd.prepare(raw, digest) for raw in commands])
 
-    def _apply_batch(self, commands: Sequence[Mapping[str, Any] | LedgerError]) -> list[Outcome]:
-        parsed: list[tuple[str | None, cmd.Command | LedgerError, bytes]] = []
-        for raw in commands:
-            if isinstance(raw, LedgerError):
-                parsed.append((None, raw, b""))
-                continue
-            shown_id = _printable_id(raw.get("id") if isinstance(raw, Mapping) else None)
-            try:
-                parsed.append((shown_id, cmd.parse_command(raw), cmd.canonical_body(raw)))
-            except InvalidCommand as e:
-                parsed.append((shown_id, e, b""))
+    def body_digest(self, body: bytes) -> str:
+        """The keyed digest of a canonical command body, kept with its id (idempotency)."""
+        return pii_digest(self.master_key, cmd.BODY_DIGEST_PURPOSE, body)
+
+    def apply_prepared(self, prepared: Sequence[cmd.Prepared]) -> list[Outcome]:
+        """Apply commands already validated by :func:`~dinsos_ledger.commands.prepare`.
+
+        What :meth:`apply_batch` does after validating; the importer validates the next
+        batch in a second process meanwhile. Each digest must be :meth:`body_digest`'s.
+        """
+        with paused_gc():
+            return self._apply_prepared(prepared)
+
+    def _apply_prepared(self, parsed: Sequence[cmd.Prepared]) -> list[Outcome]:
         for attempt in range(_MAX_ATTEMPTS):
             try:
                 return self._apply_once(parsed)
@@ -303,9 +304,7 @@ class Ledger:
         except (PersistenceError, OSError) as e:
             raise StorageError(f"cannot read the ledger at {self.target.display}: {e}") from e
 
-    def _apply_once(
-        self, parsed: Sequence[tuple[str | None, cmd.Command | LedgerError, bytes]]
-    ) -> list[Outcome]:
+    def _apply_once(self, parsed: Sequence[cmd.Prepared]) -> list[Outcome]:
         ids = [c.id for _, c, _ in parsed if isinstance(c, cmd.Command)]
         known = self._known(ids)
         head = self._cache.sync()
@@ -318,11 +317,11 @@ class Ledger:
         if ids and self._known(ids) != known:
             raise _Raced
         outcomes: list[Outcome] = []
-        for shown_id, command, body in parsed:
+        for shown_id, command, digest in parsed:
             if isinstance(command, LedgerError):
                 outcomes.append(Outcome("rejected", shown_id, command.code, command.message))
                 continue
-            outcomes.append(self._apply_one(batch, command, body))
+            outcomes.append(self._apply_one(batch, command, digest))
         if batch.events:
             try:
                 recordings = self.app.events.put(
@@ -361,8 +360,7 @@ class Ledger:
             # Derived data, written after the batch commits: losing it costs only speed.
             store.put(taken)
 
-    def _apply_one(self, batch: _Batch, command: cmd.Command, body: bytes) -> Outcome:
-        digest = pii_digest(self.master_key, "command-body", body)
+    def _apply_one(self, batch: _Batch, command: cmd.Command, digest: str) -> Outcome:
         prior = batch.known.get(command.id)
         if prior is not None:
             if prior == digest:
@@ -865,17 +863,6 @@ def _refs_named(commands: Iterable[cmd.Command]) -> list[str]:
         if isinstance(c, cmd.Enrol):
             refs.extend((c.cohort, c.household))
     return refs
-
-
-def _printable_id(value: Any) -> str | None:
-    """The line's id as a reject may show it: only a string that can be written back out."""
-    if not isinstance(value, str) or "\x00" in value or len(value) > _SHOWN_ID_MAX:
-        return None
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return None
-    return value
 
 
 def locals_without_self(values: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Final
 
 import attrs
 
-from dinsos_ledger.errors import InvalidCommand
+from dinsos_ledger.errors import InvalidCommand, LedgerError
 from dinsos_ledger.types import (
     MAX_AMOUNT,
     PERIOD_RE,
@@ -35,6 +35,7 @@ from dinsos_ledger.types import (
 )
 
 __all__ = [
+    "BODY_DIGEST_PURPOSE",
     "COMMAND_NAMES",
     "PII_FIELDS",
     "Allocate",
@@ -48,12 +49,15 @@ __all__ = [
     "FollowUp",
     "Forget",
     "PlanCohort",
+    "Prepared",
     "RegisterHousehold",
     "RegisterVeteran",
     "Reverse",
     "Withdraw",
     "canonical_body",
     "parse_command",
+    "prepare",
+    "printable_id",
 ]
 
 #: Fields that hold personal data: never echoed, never stored in plain text.
@@ -523,6 +527,39 @@ def _cross_field_problems(
             )
         ]
     return []
+
+
+#: The purpose of the keyed digest of command bodies (see :func:`privacy.pii_digest`).
+BODY_DIGEST_PURPOSE: Final = "command-body"
+# A reject line repeats a command's id only when it is at most this long.
+_SHOWN_ID_MAX: Final = 1000
+
+Prepared = tuple[str | None, "Command | LedgerError", str]
+"""A validated line: the id a reject may show, the typed command (or why it was refused)
+and the keyed digest of its canonical body ("" when refused)."""
+
+
+def prepare(raw: Mapping[str, Any] | LedgerError, digest: Callable[[bytes], str]) -> Prepared:
+    """Validate one decoded line and digest its body; never raises for bad input."""
+    if isinstance(raw, LedgerError):
+        return (None, raw, "")
+    shown_id = printable_id(raw.get("id") if isinstance(raw, Mapping) else None)
+    try:
+        command = parse_command(raw)
+    except InvalidCommand as e:
+        return (shown_id, e, "")
+    return (shown_id, command, digest(canonical_body(raw)))
+
+
+def printable_id(value: Any) -> str | None:
+    """The line's id as a reject may show it: only a string that can be written back out."""
+    if not isinstance(value, str) or "\x00" in value or len(value) > _SHOWN_ID_MAX:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return value
 
 
 # One encoder for every body: building one per call cost as much as the encoding.

@@ -43,6 +43,8 @@ __all__ = [
     "MasterKey",
     "MemoryKeyStore",
     "SealError",
+    "digest_key",
+    "keyed_digest",
     "load_master_key_file",
     "load_secret_file",
     "master_key_from_env",
@@ -427,10 +429,22 @@ def pii_digest(master: MasterKey, purpose: str, data: bytes) -> str:
     one cannot be computed without the master key. The key is a subkey derived with HKDF
     (info ``b"dinsos-ledger/" + purpose``), so digests of different purposes never match.
     """
+    return keyed_digest(digest_key(master, purpose), data)
+
+
+def digest_key(master: MasterKey, purpose: str) -> bytes:
+    """The subkey of :func:`pii_digest` for ``purpose``, for :func:`keyed_digest`.
+
+    Lets another process of the same import compute digests without the master key.
+    """
     if not isinstance(purpose, str) or not purpose:
         msg = f"'purpose' must be a non-empty string (got {purpose!r})"
         raise ValueError(msg)
-    subkey = master.derive(_DIGEST_INFO_PREFIX + purpose.encode("utf-8"))
+    return master.derive(_DIGEST_INFO_PREFIX + purpose.encode("utf-8"))
+
+
+def keyed_digest(subkey: bytes, data: bytes) -> str:
+    """HMAC-SHA256 (hex) of ``data`` under a subkey from :func:`digest_key`."""
     # The one-shot form runs in OpenSSL without building an HMAC object per digest.
     return hmac.digest(subkey, data, "sha256").hex()
 

@@ -239,7 +239,7 @@ def test_a_crash_between_batches_reports_only_what_was_recorded(
     target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The store fails on the third batch: exit 2, rejects only of committed lines; a rerun completes."""
-    real = Ledger.apply_batch
+    real = Ledger.apply_prepared
     calls: list[int] = []
 
     def failing(self: Ledger, commands: Any) -> Any:
@@ -248,7 +248,7 @@ def test_a_crash_between_batches_reports_only_what_was_recorded(
             raise StorageError("cannot write to the ledger: the connection was lost")
         return real(self, commands)
 
-    monkeypatch.setattr(Ledger, "apply_batch", failing)
+    monkeypatch.setattr(Ledger, "apply_prepared", failing)
     rejects = tmp_path / "rejects.jsonl"
     result = cli(target, "import", FIXTURE, "--rejects", rejects, "--batch-size", "20")
     assert result.exit_code == 2
@@ -259,7 +259,7 @@ def test_a_crash_between_batches_reports_only_what_was_recorded(
     assert [r["line"] for r in rejects_of(rejects)] == [
         e["line"] for e in EXPECTED[:40] if e["outcome"] == "rejected"
     ]
-    monkeypatch.setattr(Ledger, "apply_batch", real)
+    monkeypatch.setattr(Ledger, "apply_prepared", real)
     rerun = json.loads(cli(target, "import", FIXTURE, "--json").stdout)
     assert rerun["accepted"] == sum(1 for e in EXPECTED[40:] if e["outcome"] == "accepted")
     clean = str(tmp_path / "clean.sqlite")

@@ -418,7 +418,7 @@ def import_in_batches(
     cumulative: list[set[str]] = [set()]
     rejects: list[tuple[int, str | None, str]] = []
     with Ledger(target) as ledger:
-        real = ledger.apply_batch
+        real = ledger.apply_prepared  # what the importer applies each batch through
 
         def counting(commands: Sequence[Any]) -> Any:
             outcomes = real(commands)
@@ -426,7 +426,7 @@ def import_in_batches(
             cumulative.append(cumulative[-1] | {i for i in accepted if i is not None})
             return outcomes
 
-        ledger.apply_batch = counting  # type: ignore[method-assign]
+        ledger.apply_prepared = counting  # type: ignore[method-assign]
         import_files(
             ledger,
             [path],

@@ -28,10 +28,23 @@ __all__ = ["register"]
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON on stdout.")
 @click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 100_000))
+@click.option(
+    "--parallel/--no-parallel",
+    default=None,
+    help=(
+        "Validate the next batch in a second process while this one is applied "
+        "[default: for 2 MiB of input or more, on two cores or more]."
+    ),
+)
 @pass_state
 @handles_errors
 def import_(
-    state: State, files: tuple[Path, ...], rejects_path: Path | None, as_json: bool, batch_size: int
+    state: State,
+    files: tuple[Path, ...],
+    rejects_path: Path | None,
+    as_json: bool,
+    batch_size: int,
+    parallel: bool | None,
 ) -> None:
     """Apply the commands of FILE… (JSON Lines) in order.
 
@@ -70,6 +83,7 @@ def import_(
                 on_reject=on_reject,
                 progress=progress.advance,
                 batch_size=batch_size,
+                parallel=parallel,
             )
         except StorageError:
             raise  # an OSError too, but about the ledger: open_ledger reports it as it is
