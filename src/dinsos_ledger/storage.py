@@ -456,15 +456,21 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         )
         row = curs.fetchone()
         head = bytes(row["hash"]) if row else chain.GENESIS
-        curs.executemany(
-            SQL("INSERT INTO {0} (position, hash) VALUES (%s, %s)").format(self.chain_table),
-            _links(head, positions, stored_events),
+        # One statement of two arrays per table: executemany sends one statement per row.
+        links = _links(head, positions, stored_events)
+        curs.execute(
+            SQL(
+                "INSERT INTO {0} (position, hash) SELECT * FROM unnest(%s::bigint[], %s::bytea[])"
+            ).format(self.chain_table),
+            ([p for p, _ in links], [h for _, h in links]),
         )
         commands = kwargs.get("commands") or ()
         if commands:
-            curs.executemany(
-                SQL("INSERT INTO {0} (id, digest) VALUES (%s, %s)").format(self.commands_table),
-                list(commands),
+            curs.execute(
+                SQL(
+                    "INSERT INTO {0} (id, digest) SELECT * FROM unnest(%s::text[], %s::text[])"
+                ).format(self.commands_table),
+                ([i for i, _ in commands], [d for _, d in commands]),
             )
         keys = kwargs.get("keys") or ()
         if keys:
