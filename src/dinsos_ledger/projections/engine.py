@@ -193,27 +193,25 @@ def event_role(cls: type[Any]) -> Role:
     return role
 
 
+# An event class has the role of the first of these bases it derives from.
+_ROLE_BASES: Final[tuple[tuple[type | tuple[type, ...], Role], ...]] = (
+    (Subject.Created, "created"),
+    (Person.Closed, "closed"),
+    (Person.Forgotten, "forgotten"),
+    (Account.Allocated, "allocated"),
+    (Account.Disbursed, "disbursed"),
+    (Account.DisbursementReversed, "reversed"),
+    ((Person.FollowedUp, Enrolment.FollowedUp), "followed_up"),
+    ((Household.Assessed, Veteran.Assessed), "assessed"),
+    (Enrolment.Attended, "attended"),
+    (Enrolment.Completed, "completed"),
+)
+
+
 def _role_of(cls: type[Any]) -> Role:
-    if issubclass(cls, Subject.Created):
-        return "created"
-    if issubclass(cls, Person.Closed):
-        return "closed"
-    if issubclass(cls, Person.Forgotten):
-        return "forgotten"
-    if issubclass(cls, Account.Allocated):
-        return "allocated"
-    if issubclass(cls, Account.Disbursed):
-        return "disbursed"
-    if issubclass(cls, Account.DisbursementReversed):
-        return "reversed"
-    if issubclass(cls, Person.FollowedUp | Enrolment.FollowedUp):
-        return "followed_up"
-    if issubclass(cls, Household.Assessed | Veteran.Assessed):
-        return "assessed"
-    if issubclass(cls, Enrolment.Attended):
-        return "attended"
-    if issubclass(cls, Enrolment.Completed):
-        return "completed"
+    for base, role in _ROLE_BASES:
+        if issubclass(cls, base):
+            return role
     return ""
 
 
