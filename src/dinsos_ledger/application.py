@@ -255,7 +255,7 @@ class Ledger:
         """
         with paused_gc():
             digest = self.body_digest
-            return self.apply_prepared([cmd.prepare(raw, digest) for raw in commands])
+            return self._apply_prepared([cmd.prepare(raw, digest) for raw in commands])
 
     def body_digest(self, body: bytes) -> str:
         """The keyed digest of a canonical command body, kept with its id (idempotency)."""
