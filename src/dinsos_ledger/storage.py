@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
 from uuid import UUID, uuid4
 
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.postgres import (
+    PostgresAggregateRecorder,
+    PostgresApplicationRecorder,
+    PostgresFactory,
+)
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
@@ -96,7 +100,7 @@ def _postgres_target(raw: str) -> Target:
         )
         raise StorageError(msg)
     env = {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "PERSISTENCE_MODULE": "dinsos_ledger.storage:LedgerPostgresFactory",
         "POSTGRES_DBNAME": dbname,
         "POSTGRES_HOST": parts.hostname,
         "POSTGRES_PORT": str(parts.port or 5432),
@@ -367,6 +371,38 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
 _retry_reads = retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
 
 
+def _create_one_at_a_time(datastore: Any, create: Callable[[], None]) -> None:
+    """Run eventsourcing's DDL ``create`` under a session advisory lock named after the schema.
+
+    Its ``CREATE TYPE``, ``CREATE TABLE IF NOT EXISTS`` and ``CREATE OR REPLACE FUNCTION``
+    fail when two processes run them at once ("tuple concurrently updated", a duplicate
+    ``pg_type`` key), and every process that opens the ledger runs them.
+    """
+    schema = datastore.schema or "public"
+    with datastore.get_connection() as conn:
+        conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_DDL_LOCK_CLASS, schema))
+        try:
+            if schema != "public":
+                conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(Identifier(schema)))
+            create()
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (_DDL_LOCK_CLASS, schema))
+
+
+class LedgerSnapshotsRecorder(PostgresAggregateRecorder):
+    """eventsourcing's recorder of the snapshots table, its DDL one process at a time."""
+
+    def create_table(self) -> None:
+        """Create the snapshots table under the ledger's DDL lock."""
+        _create_one_at_a_time(self.datastore, super().create_table)
+
+
+class LedgerPostgresFactory(PostgresFactory):
+    """eventsourcing's PostgreSQL factory, with the snapshots recorder above."""
+
+    aggregate_recorder_class = LedgerSnapshotsRecorder
+
+
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
     """PostgreSQL recorder that also keeps command ids, data keys and the chain, atomically.
 
@@ -405,17 +441,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         updated", a duplicate ``pg_type`` key), and every process that opens the ledger runs
         it: so it runs under a session advisory lock named after the schema.
         """
-        schema = self.datastore.schema or "public"
-        with self.datastore.get_connection() as conn:
-            conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_DDL_LOCK_CLASS, schema))
-            try:
-                if schema != "public":
-                    conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(Identifier(schema)))
-                super().create_table()
-            finally:
-                conn.execute(
-                    "SELECT pg_advisory_unlock(%s, hashtext(%s))", (_DDL_LOCK_CLASS, schema)
-                )
+        _create_one_at_a_time(self.datastore, super().create_table)
 
     # The signature is eventsourcing's, which passes ``stored_events`` positionally; this
     # override runs before the events are inserted and needs only the versions it expects.

@@ -162,6 +162,11 @@ def test_concurrent_first_imports_into_a_new_ledger_all_succeed(
     _assert_clean_runs(runs, lines)
     with Ledger(target) as ledger:
         recorded = harness.command_ids(ledger)
+        if ledger.target.is_postgres:  # its snapshots table is created under the DDL lock too
+            from dinsos_ledger.storage import LedgerSnapshotsRecorder
+
+            assert ledger.app.snapshots is not None
+            assert isinstance(ledger.app.snapshots.recorder, LedgerSnapshotsRecorder)
     assert sum(run.counts["accepted"] for run, _ in runs) == len(recorded)
 
 
