@@ -10,7 +10,6 @@ from typing import Any
 
 import click
 
-from dinsos_ledger import audit
 from dinsos_ledger.chain import CheckpointError, load_or_create_signing_key
 from dinsos_ledger.cli.base import State, echo_json, fail, handles_errors, open_ledger, pass_state
 
@@ -62,6 +61,8 @@ def verify(
     removed or inserted directly in the database and exits 1. With --checkpoint the log
     must still extend that signed head (nothing rewritten or cut off since).
     """
+    from dinsos_ledger import audit  # verification code and its crypto: only when used
+
     if public_key is not None and checkpoint_path is None:
         raise click.UsageError("--public-key pins the signer of a --checkpoint: give one")
     data = _read_checkpoint_file(checkpoint_path) if checkpoint_path is not None else None
@@ -100,6 +101,8 @@ def verify(
 
 def _refuse_checkpoint(path: str, message: str, *, as_json: bool) -> None:
     """A checkpoint whose signature or key does not hold fails the verification (exit 1)."""
+    from dinsos_ledger import audit  # verification code and its crypto: only when used
+
     finding = audit.AuditFinding(kind="checkpoint", position=None, message=message)
     if as_json:
         echo_json(
@@ -137,6 +140,8 @@ def checkpoint(state: State, out: Path, key_path: Path | None, force: bool) -> N
     (exit 1). Keep checkpoints, and the public key they name, outside the database:
     `verify --checkpoint OUT` then proves that nothing up to this head was changed.
     """
+    from dinsos_ledger import audit  # verification code and its crypto: only when used
+
     with open_ledger(state) as ledger:
         path = audit.signing_key_path(ledger.target, key_path)
         if path is None:
@@ -171,6 +176,8 @@ def checkpoint(state: State, out: Path, key_path: Path | None, force: bool) -> N
 @handles_errors
 def history(state: State, ref: str, as_json: bool) -> None:
     """List every event of the subject REF in order, without personal data."""
+    from dinsos_ledger import audit  # verification code and its crypto: only when used
+
     with open_ledger(state) as ledger:
         entries = audit.history(ledger, ref)
     if as_json:
@@ -224,6 +231,8 @@ def forget(
     reads null everywhere, while balances, timelines and `verify` are unchanged.
     Exit 1 with the rule's code when the ledger refuses (e.g. not_closed).
     """
+    from dinsos_ledger import audit  # verification code and its crypto: only when used
+
     command = audit.forget_command(
         ref,
         actor=actor,

@@ -19,7 +19,6 @@ from dinsos_ledger.cli.base import (
     pass_state,
 )
 from dinsos_ledger.errors import StorageError
-from dinsos_ledger.progress import Progress
 
 if TYPE_CHECKING:  # the demo and the report load matplotlib: imported where used
     from dinsos_ledger.demo import DemoResult
@@ -63,6 +62,7 @@ def demo(
     ledger is always in DIR.
     """
     from dinsos_ledger.demo import DemoDirectoryError, run_demo
+    from dinsos_ledger.progress import Progress
 
     try:
         with Progress(quiet=state.quiet) as progress:
@@ -136,6 +136,7 @@ def report(state: State, out_dir: Path, as_of: dt.date | None) -> None:
     balances and monthly disbursements by programme, and veterans' tali asih. It shows
     case numbers, never personal data.
     """
+    from dinsos_ledger.progress import Progress
     from dinsos_ledger.report import write_report
 
     with (

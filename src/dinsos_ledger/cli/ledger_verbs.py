@@ -6,14 +6,15 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import click
 
-from dinsos_ledger.audit import parse_timestamp
 from dinsos_ledger.cli.base import State, echo_json, fail, handles_errors, open_ledger, pass_state
 from dinsos_ledger.errors import StorageError
-from dinsos_ledger.importer import Reject, import_files
+
+if TYPE_CHECKING:
+    from dinsos_ledger.importer import Reject
 
 __all__ = ["register"]
 
@@ -52,6 +53,10 @@ def import_(
     (same id, same body) is skipped as a duplicate, so a file can be imported again safely.
     Exit 0 when nothing was rejected, 1 when something was.
     """
+    # Imported here, not at the top: the importer starts a reader process and pulls in
+    # multiprocessing, which no read verb needs (start-up is part of every command).
+    from dinsos_ledger.importer import import_files
+
     for path in files:
         if not path.is_file():
             fail(f"cannot read {path}: no such file")
@@ -132,6 +137,8 @@ def _timestamp_option(
     """Parse ``--known-at`` (ISO 8601; without an offset it is UTC)."""
     if value is None:
         return None
+    from dinsos_ledger.audit import parse_timestamp  # the audit module only when asked
+
     try:
         return parse_timestamp(value)
     except ValueError as e:

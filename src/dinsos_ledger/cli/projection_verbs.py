@@ -20,7 +20,6 @@ from dinsos_ledger.cli.base import (
     pass_state,
 )
 from dinsos_ledger.errors import StorageError
-from dinsos_ledger.progress import Progress
 from dinsos_ledger.projections.engine import DEFAULT_PAGE_SIZE, UnknownProjection
 from dinsos_ledger.projections.export import FORMATS, export_events
 
@@ -270,6 +269,8 @@ def rebuild(state: State, names: tuple[str, ...], as_json: bool, page_size: int)
     The built-in projections are subjects, money and contacts. The result equals the
     incrementally maintained one.
     """
+    from dinsos_ledger.progress import Progress  # rich: only for the verbs that show bars
+
     with open_ledger(state) as ledger:
         projections = ledger.projections
         projections.engine.page_size = page_size
@@ -307,6 +308,8 @@ def export(state: State, out: str, fmt: str) -> None:
     """
     if out == "-" and fmt == "parquet":
         fail("a Parquet export needs a file: give a path, not -")
+    from dinsos_ledger.progress import Progress  # rich: only for the verbs that show bars
+
     with open_ledger(state) as ledger:
         total = ledger.projections.engine.head()
         try:

@@ -1,0 +1,68 @@
+"""A read verb starts without loading what only other verbs need.
+
+Start-up is part of every command a user types; these tests pin which modules a read verb on
+a SQLite ledger must not load (no timing is asserted: the machines are noisy).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+_PROBE = """
+import sys
+from dinsos_ledger.cli import main
+try:
+    main(sys.argv[1:], prog_name="dinsos-ledger")
+except SystemExit:
+    pass
+print(json.dumps(sorted(sys.modules)), file=sys.stderr)
+"""
+
+#: Modules a read verb never needs: the importer's reader process, the progress bars,
+#: the verification code, the report's charts and the Parquet export.
+_NOT_FOR_A_READ = (
+    "multiprocessing",
+    "rich",
+    "dinsos_ledger.importer",
+    "dinsos_ledger.audit",
+    "dinsos_ledger.progress",
+    "dinsos_ledger.report",
+    "matplotlib",
+    "numpy",
+    "pyarrow",
+)
+
+
+def _modules_loaded_by(*args: str) -> set[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", "import json\n" + _PROBE, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(json.loads(result.stderr.strip().splitlines()[-1]))
+
+
+def test_balances_on_a_sqlite_ledger_loads_none_of_the_other_verbs_modules(
+    tmp_path: Path,
+) -> None:
+    """`balances --json` leaves the importer, audit, rich, charts and Parquet unloaded."""
+    loaded = _modules_loaded_by("--db", str(tmp_path / "l.sqlite"), "balances", "--json")
+    assert "dinsos_ledger.projections.views" in loaded  # the probe did run the verb
+    assert not {m for m in loaded if m.split(".")[0] in _NOT_FOR_A_READ or m in _NOT_FOR_A_READ}
+
+
+def test_the_cli_runs_as_a_module_like_the_installed_command(tmp_path: Path) -> None:
+    """`python -m dinsos_ledger.cli balances --json` prints the same JSON as the command."""
+    db = str(tmp_path / "l.sqlite")
+    result = subprocess.run(
+        [sys.executable, "-m", "dinsos_ledger.cli", "--db", db, "balances", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
