@@ -7,6 +7,16 @@ brought level with the store: if another writer recorded events since, exactly t
 it touched are evicted (or everything, after a long absence). So the cache never serves a
 subject older than the store, and the optimistic-concurrency check at insert time catches
 the rest.
+
+The cache is bounded by memory, not by a count of subjects: a subject's state grows with its
+history (payments, contacts), so a count either wastes memory on short histories or
+overflows it on long ones. Each subject is charged an estimate from its version (measured:
+a household of about 20 events holds about 4 KB of Python objects; the estimate charges
+1 KiB plus 320 bytes per event, slightly above what was measured). The default budget,
+512 MiB of estimated state, holds about 128,000 subjects of 20 events, so the import of a
+whole district stays within about 1 GB of memory on a small office machine while keeping
+every subject of such a district cached; past the budget the least recently used subjects
+are evicted, one dictionary operation each.
 """
 
 from __future__ import annotations
@@ -22,15 +32,27 @@ __all__ = ["SubjectCache"]
 
 _RESYNC_LIMIT: Final = 5_000
 
+#: The memory budget of the cache, in bytes of estimated subject state (see above).
+DEFAULT_CACHE_BYTES: Final = 512 * 1024 * 1024
+_BASE_BYTES: Final = 1_024
+_BYTES_PER_EVENT: Final = 320
+
+
+def estimated_bytes(subject: Subject) -> int:
+    """What a cached subject is charged against the budget: grows with its history."""
+    return _BASE_BYTES + _BYTES_PER_EVENT * subject.version
+
 
 class SubjectCache:
     """Subjects kept between batches, valid up to the log position :attr:`head`."""
 
-    def __init__(self, app: Any, maxsize: int = 50_000) -> None:
+    def __init__(self, app: Any, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         self.app = app
-        self.maxsize = maxsize
+        self.max_bytes = max_bytes
         self.head: int | None = None
         self._items: OrderedDict[UUID, Subject] = OrderedDict()
+        self._charged: dict[UUID, int] = {}
+        self.bytes = 0  # the estimated state held now, never above max_bytes after a put
 
     def __len__(self) -> int:
         return len(self._items)
@@ -38,6 +60,8 @@ class SubjectCache:
     def clear(self) -> None:
         """Forget every cached subject (after a failed batch, or to be safe)."""
         self._items.clear()
+        self._charged.clear()
+        self.bytes = 0
         self.head = None
 
     def sync(self) -> int:
@@ -45,12 +69,12 @@ class SubjectCache:
         recorder = self.app.recorder
         head: int = recorder.max_notification_id() or 0
         if self.head is None or head < self.head or head - self.head > _RESYNC_LIMIT:
-            self._items.clear()
+            self.clear()
         elif head > self.head:
             for _, subject_id in recorder.select_originators_after(
                 self.head, limit=head - self.head
             ):
-                self._items.pop(subject_id, None)
+                self._evict(subject_id)
         self.head = head
         return head
 
@@ -88,10 +112,18 @@ class SubjectCache:
         return result
 
     def _put(self, sid: UUID, subject: Subject) -> None:
+        charge = estimated_bytes(subject)
+        self.bytes += charge - self._charged.get(sid, 0)
+        self._charged[sid] = charge
         self._items[sid] = subject
         self._items.move_to_end(sid)
-        while len(self._items) > self.maxsize:
-            self._items.popitem(last=False)
+        while self.bytes > self.max_bytes and self._items:
+            oldest, _ = self._items.popitem(last=False)
+            self.bytes -= self._charged.pop(oldest)
+
+    def _evict(self, sid: UUID) -> None:
+        if self._items.pop(sid, None) is not None:
+            self.bytes -= self._charged.pop(sid)
 
     def committed(
         self, subjects: Iterable[Subject], positions: Sequence[int], head_before: int
