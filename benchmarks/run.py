@@ -19,6 +19,7 @@ import argparse
 import base64
 import datetime as dt
 import gc
+import json
 import os
 import platform
 import statistics
@@ -32,13 +33,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from eventsourcing.application import Application, Repository
-from eventsourcing.domain import Aggregate, event
+import attrs
+from eventsourcing.application import Repository
 
 from dinsos_ledger import audit
 from dinsos_ledger.application import Ledger
 from dinsos_ledger.importer import import_files
 from dinsos_ledger.scenario import ScenarioConfig, write_scenario
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bare import bare_append, drop_schema, select_and_decode
 
 AS_OF = dt.date(2026, 10, 31)
 
@@ -46,104 +50,9 @@ AS_OF = dt.date(2026, 10, 31)
 # ----------------------------------------------------------------- the bare baseline
 
 
-class Thing(Aggregate):
-    """A bare aggregate with events of about the size of the ledger's."""
-
-    # The arguments are the event's fields, stored whether or not the applier keeps them.
-    @event("Registered")
-    def __init__(self, ref: str, on: str, actor: str, region: str) -> None:  # noqa: ARG002
-        self.ref = ref
-
-    @event("Noted")
-    def note(
-        self,
-        on: str,  # noqa: ARG002
-        actor: str,  # noqa: ARG002
-        amount: int,
-        reference: str,  # noqa: ARG002
-        programme: str,  # noqa: ARG002
-    ) -> None:
-        """Record an event of about the size of an allocation."""
-        self.amount = amount
-
-
-class Bare(Application):
-    """A bare eventsourcing application."""
-
-
-def bare_env(target: str) -> dict[str, str]:
-    """The eventsourcing environment of a bare application on the same kind of store."""
-    if target.startswith("postgresql://"):
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(target)
-        schema = f"bare_{uuid.uuid4().hex[:10]}"
-        return {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            "POSTGRES_DBNAME": parts.path.lstrip("/"),
-            "POSTGRES_HOST": parts.hostname or "127.0.0.1",
-            "POSTGRES_PORT": str(parts.port or 5432),
-            "POSTGRES_USER": parts.username or "postgres",
-            "POSTGRES_PASSWORD": parts.password or "",
-            "POSTGRES_SCHEMA": schema,
-            "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
-        }
-    return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": target}
-
-
-def bare_append(target: str, events: int) -> float:
-    """Seconds a bare application takes to append ``events`` events, 100 per save()."""
-    env = bare_env(target)
-    if env.get("POSTGRES_SCHEMA"):
-        _create_schema(target, env["POSTGRES_SCHEMA"])
-    app = Bare(env=env)
-    started = time.perf_counter()
-    pending: list[Thing] = []
-    in_pending = 0
-    count = 0
-    while count < events:
-        thing = Thing(ref=f"R{count}", on="2025-01-01", actor="petugas.01", region="64.08.01.2001")
-        count += 1
-        in_pending += 1
-        for i in range(20):  # many aggregates of about 20 events each
-            if count >= events:
-                break
-            thing.note(
-                on="2025-01-02",
-                actor="petugas.01",
-                amount=200_000,
-                reference=f"R-{i}",
-                programme="BPNT",
-            )
-            count += 1
-            in_pending += 1
-        pending.append(thing)
-        if in_pending >= 100:
-            app.save(*pending)
-            pending, in_pending = [], 0
-    if pending:
-        app.save(*pending)
-    elapsed = time.perf_counter() - started
-    app.close()
-    if env.get("POSTGRES_SCHEMA"):
-        _drop_schema(target, env["POSTGRES_SCHEMA"])
-    return elapsed
-
-
 def bare_select_and_decode(ledger: Ledger) -> tuple[float, int]:
     """Seconds to select every stored event page by page and decode it; and the count."""
-    recorder, mapper = ledger.recorder, ledger.app.mapper
-    started = time.perf_counter()
-    count, after = 0, 0
-    while True:
-        page = recorder.select_notifications(after, 1000, inclusive_of_start=False)
-        if not page:
-            break
-        for notification in page:
-            mapper.to_domain_event(notification)
-        count += len(page)
-        after = page[-1].id
-    return time.perf_counter() - started, count
+    return select_and_decode(ledger.recorder, ledger.app.mapper)
 
 
 def bare_select(ledger: Ledger) -> tuple[float, int]:
@@ -163,20 +72,6 @@ def bare_select(ledger: Ledger) -> tuple[float, int]:
 # ------------------------------------------------------------------------- helpers
 
 
-def _create_schema(url: str, schema: str) -> None:
-    import psycopg
-
-    with psycopg.connect(url.split("?", maxsplit=1)[0], autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-
-
-def _drop_schema(url: str, schema: str) -> None:
-    import psycopg
-
-    with psycopg.connect(url.split("?", maxsplit=1)[0], autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
 @contextmanager
 def ledger_target(kind: str, workdir: Path, pg_url: str | None) -> Iterator[str]:
     """A fresh ledger target of ``kind`` (sqlite or postgres), removed afterwards."""
@@ -190,7 +85,7 @@ def ledger_target(kind: str, workdir: Path, pg_url: str | None) -> Iterator[str]
     try:
         yield f"{pg_url.split('?')[0]}?schema={schema}"
     finally:
-        _drop_schema(pg_url, schema)
+        drop_schema(pg_url, schema)
 
 
 def synthetic_commands(
@@ -316,7 +211,9 @@ def bench_import(
             accepted = report.accepted
             ours.append(accepted / seconds)
             bare_target = (
-                str(workdir / f"bare-{uuid.uuid4().hex[:6]}.sqlite") if kind == "sqlite" else target
+                str(workdir / f"bare-{uuid.uuid4().hex[:6]}.sqlite")
+                if kind == "sqlite"
+                else target.split("?")[0]  # a fresh schema of its own, dropped afterwards
             )
             bare.append(accepted / bare_append(bare_target, accepted))
     ratio = max(ours) / max(bare)
@@ -542,6 +439,268 @@ def bench_district(table: Table, workdir: Path) -> None:
     )
 
 
+# ------------------------------------------------------------------- whole processes
+
+BENCH_DIR = Path(__file__).resolve().parent
+
+#: What a bare process imports: the libraries the ledger is built on, nothing of its own.
+BARE_IMPORTS = (
+    "import eventsourcing.application, cryptography.hazmat.primitives.ciphers.aead, click, cattrs"
+)
+
+
+def shapes(quick: bool) -> dict[str, ScenarioConfig]:
+    """Scenario shapes: many subjects with short histories; few with long ones."""
+    if quick:
+        return {
+            "many subjects": ScenarioConfig(
+                households=120, veterans=15, cohorts=3, end=dt.date(2025, 4, 30)
+            ),
+            "long histories": ScenarioConfig(
+                households=10, veterans=3, cohorts=2, start=dt.date(2023, 1, 1)
+            ),
+        }
+    return {
+        # 6,000 households, 750 veterans and 100 cohorts over ten months: about 68,000 lines.
+        "many subjects": ScenarioConfig(
+            households=6_000, veterans=750, cohorts=100, end=dt.date(2025, 10, 31)
+        ),
+        # 300 households, 60 veterans, 10 cohorts over ten years: about 40,000 lines, most
+        # subjects past their first snapshots.
+        "long histories": ScenarioConfig(
+            households=300, veterans=60, cohorts=10, start=dt.date(2017, 1, 1)
+        ),
+    }
+
+
+def district_shape(quick: bool) -> ScenarioConfig:
+    """The district's 120,000 households over its last months (the whole file takes ~20 min)."""
+    from dinsos_ledger.scenario import DISTRICT
+
+    if quick:
+        return ScenarioConfig(households=1_500, veterans=10, cohorts=4, start=dt.date(2026, 9, 1))
+    return attrs.evolve(DISTRICT, start=dt.date(2026, 8, 1))
+
+
+def child_env() -> dict[str, str]:
+    """The environment of a measured process: as a user runs it, with compiled bytecode."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def cli(*args: str) -> list[str]:
+    """The argv of a ``dinsos-ledger`` command: the installed script, as users run it."""
+    script = Path(sys.executable).with_name("dinsos-ledger")
+    base = [str(script)] if script.exists() else [sys.executable, "-m", "dinsos_ledger.cli"]
+    return [*base, *args]
+
+
+def bare(*args: str) -> list[str]:
+    """The argv of a bare eventsourcing process (``benchmarks/bare.py``)."""
+    return [sys.executable, str(BENCH_DIR / "bare.py"), *args]
+
+
+def run_process(argv: list[str], ok: tuple[int, ...] = (0,)) -> tuple[float, float, str]:
+    """Wall seconds, peak resident memory (MB) and stdout of ``argv`` run to completion.
+
+    The memory is the child's own ``ru_maxrss`` (from ``wait4``), not this process's.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=child_env())
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode not in ok:
+            message = err.read().decode(errors="replace")[-2000:]
+            raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}: {message}")
+        return seconds, usage.ru_maxrss / 1024, out.read().decode()
+
+
+def warm_bytecode() -> None:
+    """Compile the package's bytecode once, as an installed package has it."""
+    import compileall
+
+    import dinsos_ledger
+
+    compileall.compile_dir(Path(dinsos_ledger.__file__).parent, quiet=1)
+    run_process([sys.executable, "-c", BARE_IMPORTS])
+
+
+def scenario_file(workdir: Path, name: str, config: ScenarioConfig) -> tuple[Path, int]:
+    """The scenario file of a shape (written once per run) and its number of lines."""
+    path = workdir / f"{name.replace(' ', '-')}.jsonl"
+    if not path.exists():
+        write_scenario(config, path)
+    with path.open("rb") as f:
+        return path, sum(1 for _ in f)
+
+
+@contextmanager
+def bare_target(kind: str, workdir: Path, pg: str | None) -> Iterator[str]:
+    """A fresh store for the bare processes, removed afterwards."""
+    if kind == "sqlite":
+        yield str(workdir / f"bare-{uuid.uuid4().hex[:8]}.sqlite")
+        return
+    assert pg is not None
+    schema = f"bare_{uuid.uuid4().hex[:10]}"
+    try:
+        yield f"{pg.split('?')[0]}?schema={schema}"
+    finally:
+        drop_schema(pg, schema)
+
+
+def _events_in(target: str) -> int:
+    with Ledger(target) as ledger:
+        return ledger.recorder.max_notification_id() or 0
+
+
+def bench_processes(
+    table: Table,
+    kind: str,
+    shape: str,
+    config: ScenarioConfig,
+    workdir: Path,
+    pg: str | None,
+    rounds: int,
+) -> float:
+    """Whole ``import``, ``rebuild`` and ``verify`` processes against bare processes.
+
+    Returns the import rate (accepted commands a second, start-up included).
+    """
+    path, lines = scenario_file(workdir, shape, config)
+    ours_import, ours_rebuild, ours_verify, bare_append_s, bare_decode_s = [], [], [], [], []
+    accepted = events = 0
+    peak = 0.0
+    for _ in range(rounds):
+        with ledger_target(kind, workdir, pg) as target, bare_target(kind, workdir, pg) as base:
+            seconds, rss, out = run_process(
+                cli("--db", target, "-q", "import", str(path), "--json"), ok=(0, 1)
+            )
+            ours_import.append(seconds)
+            peak = max(peak, rss)
+            accepted = json.loads(out)["accepted"]
+            events = _events_in(target)
+            seconds, _, _ = run_process(bare("append", base, str(events)))
+            bare_append_s.append(seconds)
+            ours_rebuild.append(run_process(cli("--db", target, "-q", "rebuild", "--json"))[0])
+            ours_verify.append(run_process(cli("--db", target, "-q", "verify", "--json"))[0])
+            bare_decode_s.append(run_process(bare("decode", base))[0])
+    label = f"{kind}, {shape}"
+    rate = accepted / min(ours_import)
+    ratio = min(bare_append_s) / min(ours_import)
+    table.add(
+        f"process: import, {label} ({lines:,} lines, {events:,} events)",
+        f"{min(ours_import):,.1f} s, {rate:,.0f} cmd/s",
+        f"{min(bare_append_s):,.1f} s, {events / min(bare_append_s):,.0f} ev/s",
+        f"{ratio:.2f}",
+        verdict(ratio >= 0.7, f"≥ 0.7× bare append (peak {peak:,.0f} MB)"),
+    )
+    ratio = min(bare_decode_s) / min(ours_rebuild)
+    table.add(
+        f"process: rebuild, {label}",
+        f"{min(ours_rebuild):,.1f} s, {events / min(ours_rebuild):,.0f} ev/s",
+        f"{min(bare_decode_s):,.1f} s, {events / min(bare_decode_s):,.0f} ev/s",
+        f"{ratio:.2f}",
+        verdict(ratio >= 0.6, "≥ 0.6× bare select-and-decode"),
+    )
+    ratio = min(bare_decode_s) / min(ours_verify)
+    table.add(
+        f"process: verify, {label}",
+        f"{min(ours_verify):,.1f} s, {events / min(ours_verify):,.0f} ev/s",
+        f"{min(bare_decode_s):,.1f} s, {events / min(bare_decode_s):,.0f} ev/s",
+        f"{ratio:.2f}",
+        verdict(ratio >= 0.3, "≥ 0.3× bare select-and-decode"),
+    )
+    return rate
+
+
+def bench_startup(table: Table, kind: str, workdir: Path, pg: str | None, rounds: int) -> None:
+    """A read verb (``balances --json``) on a small ledger against a bare import-only process."""
+    config = ScenarioConfig(
+        households=3, veterans=1, cohorts=1, erasures=0, end=dt.date(2025, 3, 31)
+    )
+    path, _ = scenario_file(workdir, "startup", config)
+    with ledger_target(kind, workdir, pg) as target:
+        run_process(cli("--db", target, "-q", "import", str(path)), ok=(0, 1))
+        events = _events_in(target)
+        ours, bare_s = [], []
+        for _ in range(rounds):
+            ours.append(run_process(cli("--db", target, "balances", "--json"))[0])
+            bare_s.append(run_process([sys.executable, "-c", BARE_IMPORTS])[0])
+    ratio = min(ours) / min(bare_s)
+    table.add(
+        f"process: balances --json, {kind}, {events} events",
+        f"{1000 * min(ours):,.0f} ms",
+        f"{1000 * min(bare_s):,.0f} ms",
+        f"{ratio:.2f}",
+        verdict(ratio <= 1.5, "≤ 1.5× a bare import-only process"),
+    )
+
+
+def bench_catch_up(table: Table, ledger: Ledger, first: int, commands: int = 1_000) -> None:
+    """Incremental catch-up of every projection after ``commands`` more commands.
+
+    Against applying them: the ledger validating and recording the same commands.
+    """
+    ledger.projections.catch_up()
+    events = ledger.recorder.max_notification_id() or 0
+    households = commands // 10
+    apply_s, accepted = timed(
+        lambda: apply_all(ledger, synthetic_commands(households, 10, first=first))
+    )
+    catch_up_s, _ = timed(ledger.projections.catch_up)
+    ratio = catch_up_s / apply_s
+    new_events = (ledger.recorder.max_notification_id() or 0) - events
+    table.add(
+        f"catch-up after {accepted:,} commands into {events:,} events",
+        f"{catch_up_s:.2f} s, {new_events / catch_up_s:,.0f} ev/s",
+        f"apply {apply_s:.2f} s",
+        f"{ratio:.2f}",
+        verdict(ratio <= 1.0, "≤ 1× applying the commands"),
+    )
+
+
+def bench_district_rate(table: Table, workdir: Path, quick: bool, small_rate: float) -> None:
+    """The district shape's import rate (a whole process) against the small file's, and RSS."""
+    config = district_shape(quick)
+    path, lines = scenario_file(workdir, "district", config)
+    with ledger_target("sqlite", workdir, None) as target:
+        seconds, rss, out = run_process(
+            cli("--db", target, "-q", "import", str(path), "--json"), ok=(0, 1)
+        )
+    accepted = json.loads(out)["accepted"]
+    rate = accepted / seconds
+    ratio = rate / small_rate
+    table.add(
+        f"process: district import, {config.households:,} households ({lines:,} lines)",
+        f"{seconds:,.0f} s, {rate:,.0f} cmd/s, peak {rss:,.0f} MB",
+        f"small file {small_rate:,.0f} cmd/s",
+        f"{ratio:.2f}",
+        verdict(ratio >= 0.8 and rss < 1024, "≥ 0.8× the small-file rate, < 1 GB"),
+    )
+
+
+def bench_all_processes(
+    table: Table, kinds: list[str], workdir: Path, pg: str | None, quick: bool
+) -> None:
+    """Every whole-process measurement: each shape on each backend, start-up, the district."""
+    warm_bytecode()
+    rounds = 1 if quick else 2
+    small_rate = 0.0
+    for shape, config in shapes(quick).items():
+        for kind in kinds:
+            rate = bench_processes(table, kind, shape, config, workdir, pg, rounds)
+            if kind == "sqlite" and shape == "many subjects":
+                small_rate = rate
+    for kind in kinds:
+        bench_startup(table, kind, workdir, pg, 3 if quick else 7)
+    bench_district_rate(table, workdir, quick, small_rate)
+
+
 def main() -> None:
     """Run the benchmarks and print (and optionally write and plot) the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -554,6 +713,14 @@ def main() -> None:
     )
     parser.add_argument(
         "--district-only", action="store_true", help="only the 120,000-household scenario"
+    )
+    parser.add_argument(
+        "--processes-only",
+        action="store_true",
+        help="only the whole-process measurements (and the catch-up)",
+    )
+    parser.add_argument(
+        "--no-processes", action="store_true", help="only the in-process measurements"
     )
     parser.add_argument(
         "--write", metavar="FILE", type=Path, help="also write the table as Markdown"
@@ -576,6 +743,16 @@ def main() -> None:
             bench_district(table, workdir)
             _write(args, table, quick)
             return
+        if not args.no_processes:
+            kinds = ["sqlite", "postgres"] if args.postgres else ["sqlite"]
+            bench_all_processes(table, kinds, workdir, args.postgres, quick)
+        if args.processes_only:
+            with Ledger(str(workdir / "catch-up.sqlite")) as ledger:
+                subjects = 1_000 if quick else 20_000
+                apply_all(ledger, synthetic_commands(subjects, 10))
+                bench_catch_up(table, ledger, first=subjects)
+            _write(args, table, quick)
+            return
         households = 200 if quick else 4_000
         rounds = 1 if quick else 3
         bench_import(table, "sqlite", households, workdir, None, rounds)
@@ -584,8 +761,11 @@ def main() -> None:
         small, _ = bench_queries(table, workdir, 1_000 if quick else 10_000, 10)
         bench_rebuild_and_verify(table, small, "sqlite", rounds)
         bench_long_subject(table, workdir, 1_000 if quick else 10_000)
-        if not quick:
+        if quick:
+            bench_catch_up(table, small, first=1_000)
+        else:
             large, growth = bench_queries(table, workdir, 100_000, 10, steps=5)
+            bench_catch_up(table, large, first=100_000)
             bench_rebuild_and_verify(table, large, "sqlite", rounds)
             bench_memory(table, small, large)
             large.disconnect()

@@ -694,12 +694,18 @@ class _Page:
         self.raw: list[tuple[int, RawEvent]] = []
         self.decoded: list[tuple[int, Any]] = []
         if any(p.raw for p in projections):
-            decode_state = mapper.decode_state
-            for n in page:
-                cls, state = decode_state(n)
+            # The ledger's mapper decodes a page at once; another mapper one event at a time.
+            decode_states = getattr(mapper, "decode_states", None)
+            states = (
+                decode_states(page)
+                if decode_states is not None
+                else [mapper.decode_state(n) for n in page]
+            )
+            raw = self.raw
+            for n, (cls, state) in zip(page, states, strict=True):
                 oid = n.originator_id
-                hex_id = oid.hex if isinstance(oid, UUID) else UUID(str(oid)).hex
-                self.raw.append((n.id, RawEvent(cls, hex_id, n.originator_version, state)))
+                hex_id = oid.hex if type(oid) is UUID else UUID(str(oid)).hex
+                raw.append((n.id, RawEvent(cls, hex_id, n.originator_version, state)))
         if not all(p.raw for p in projections):
             self.decoded = [(n.id, mapper.to_domain_event(n)) for n in page]
 
