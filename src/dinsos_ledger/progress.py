@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import sys
 from types import TracebackType
-from typing import Self, TextIO
+from typing import TYPE_CHECKING, Self, TextIO
 
-import rich.console
-import rich.progress
+if TYPE_CHECKING:  # rich is imported only when bars are drawn: most runs draw none
+    import rich.progress
 
 __all__ = ["Progress", "Stage", "progress_enabled"]
 
@@ -99,6 +99,9 @@ class Progress:
         """Whether anything is drawn."""
         self._bars: rich.progress.Progress | None = None
         if self.enabled:
+            import rich.console
+            import rich.progress
+
             self._bars = rich.progress.Progress(
                 rich.progress.SpinnerColumn(finished_text="[green]✓[/]"),
                 rich.progress.TextColumn("{task.description:<24}"),

@@ -66,3 +66,10 @@ def test_the_cli_runs_as_a_module_like_the_installed_command(tmp_path: Path) -> 
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == []
+
+
+def test_a_rebuild_without_a_terminal_draws_no_bars_and_loads_no_rich(tmp_path: Path) -> None:
+    """`rebuild --json` with stderr not a terminal leaves rich unloaded (no bars to draw)."""
+    loaded = _modules_loaded_by("--db", str(tmp_path / "l.sqlite"), "rebuild", "--json")
+    assert "dinsos_ledger.projections.engine" in loaded
+    assert not {m for m in loaded if m.split(".")[0] == "rich"}
