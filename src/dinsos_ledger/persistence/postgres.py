@@ -75,8 +75,11 @@ def _create_one_at_a_time(datastore: Any, create: Callable[[], None]) -> None:
     with datastore.get_connection() as conn:
         conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_DDL_LOCK_CLASS, schema))
         try:
-            if schema != "public":
-                conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(Identifier(schema)))
+            # Only when missing: even with IF NOT EXISTS, CREATE SCHEMA needs the CREATE right
+            # on the database, which the owner of an existing schema need not have.
+            found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+            if found.fetchone() is None:
+                conn.execute(SQL("CREATE SCHEMA {0}").format(Identifier(schema)))
             create()
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (_DDL_LOCK_CLASS, schema))
