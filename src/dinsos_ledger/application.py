@@ -26,7 +26,7 @@ from eventsourcing.utils import Environment
 
 from dinsos_ledger import commands as cmd
 from dinsos_ledger.aggregates import Enrolment, Household, Stamp, Subject, TrainingCohort, Veteran
-from dinsos_ledger.aggregates.base import Account, Grant, Payment, Person
+from dinsos_ledger.aggregates.base import Account, Person
 from dinsos_ledger.bulk import paused_gc
 from dinsos_ledger.codec import LedgerMapper
 from dinsos_ledger.errors import (
@@ -204,7 +204,7 @@ class LedgerApplication(Application[uuid.UUID]):
 
     def construct_mapper(self) -> LedgerMapper:
         """Use the package's cattrs mapper for every stored event."""
-        return LedgerMapper(snapshot_state_types=(Grant, Payment))
+        return LedgerMapper()
 
 
 class Ledger:
