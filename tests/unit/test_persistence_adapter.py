@@ -181,3 +181,24 @@ def test_sqlite_guards_use_raise_abort() -> None:
     conn.execute("INSERT INTO stored_events VALUES (1)")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         conn.execute("UPDATE stored_events SET a = 2")
+
+
+def test_the_postgres_recorder_creates_no_insert_function() -> None:
+    """eventsourcing's insert function is left out of the ledger's DDL (it is never used)."""
+    url = require_postgres()
+    from dinsos_ledger.persistence.postgres import LedgerPostgresRecorder
+
+    host_port, dbname = url.split("@", 1)[1].split("/", 1)
+    host, _, port = host_port.partition(":")
+    from eventsourcing.postgres import PostgresDatastore
+
+    datastore = PostgresDatastore(
+        dbname=dbname, host=host, port=port or "5432", user="postgres", password="", schema="x"
+    )
+    try:
+        recorder = LedgerPostgresRecorder(datastore, events_table_name="ledger_events")
+        ddl = " ".join(s.as_string() for s in recorder.sql_create_statements)
+        assert recorder.pg_function_name_insert_events not in ddl
+        assert "CREATE TABLE IF NOT EXISTS" in ddl
+    finally:
+        datastore.close()

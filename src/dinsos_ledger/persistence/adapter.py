@@ -24,6 +24,7 @@ from eventsourcing.utils import retry
 __all__ = [
     "POSTGRES_INSERT_OVERRIDDEN",
     "SQLiteCursor",
+    "drop_postgres_insert_function",
     "extend_postgres_create_statements",
     "retry_reads",
     "run_outside_transaction",
@@ -71,3 +72,21 @@ def extend_postgres_create_statements(recorder: Any, statements: Iterable[Any]) 
     offer ``construct_create_table_statements`` instead); ``create_table`` runs all of it.
     """
     recorder.sql_create_statements.extend(statements)
+
+
+def drop_postgres_insert_function(recorder: Any) -> None:
+    """Leave eventsourcing's database insert function out of a PostgreSQL recorder's DDL.
+
+    The ledger never inserts through it (it would skip the ledger's own rows, so the
+    recorder refuses ``POSTGRES_ENABLE_DB_FUNCTIONS``), and eventsourcing 9.5.0 creates it
+    unqualified, in the first schema of the search path (``public``), which a ledger's
+    owner role need not be allowed to write.
+    """
+    name = recorder.pg_function_name_insert_events
+    recorder.sql_create_statements[:] = [
+        statement
+        for statement in recorder.sql_create_statements
+        if not (
+            "CREATE OR REPLACE FUNCTION" in statement.as_string() and name in statement.as_string()
+        )
+    ]

@@ -30,7 +30,11 @@ from eventsourcing.postgres import (
 from psycopg.sql import SQL, Composable, Composed, Identifier, Literal
 
 from dinsos_ledger import chain
-from dinsos_ledger.persistence.adapter import extend_postgres_create_statements, retry_reads
+from dinsos_ledger.persistence.adapter import (
+    drop_postgres_insert_function,
+    extend_postgres_create_statements,
+    retry_reads,
+)
 from dinsos_ledger.persistence.common import (
     GUARD_PREFIX,
     GUARDS_VERSION,
@@ -151,6 +155,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             )
             raise ProgrammingError(msg)
         super().__init__(datastore, **kwargs)
+        drop_postgres_insert_function(self)
         schema = Identifier(self.datastore.schema)
         self.commands_table = SQL("{0}.{1}").format(schema, Identifier("dinsos_commands"))
         self.keys_table = SQL("{0}.{1}").format(schema, Identifier("dinsos_keys"))
