@@ -69,3 +69,28 @@ def drop_guards(target: str) -> None:
         return
     for name in SQLITE_GUARDS:
         run_sql(target, f"DROP TRIGGER IF EXISTS {name}")
+
+
+def restore_guards(target: str) -> None:
+    """Put the guard triggers back exactly, as an attacker hiding an edit would.
+
+    The ledger installs them again on its next open once its record of having installed
+    them is gone.
+    """
+    storage = "dinsos_storage"
+    if target.startswith("postgresql://"):
+        storage = f'"{split(target)[1]}".dinsos_storage'
+    run_sql(target, f"DELETE FROM {storage} WHERE name = 'guards'")
+    from dinsos_ledger.application import Ledger
+
+    with Ledger(target):
+        pass
+
+
+def edit_quietly(target: str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Drop the guards, run ``sql`` on the store, and put the guards back."""
+    drop_guards(target)
+    try:
+        return run_sql(target, sql, params)
+    finally:
+        restore_guards(target)

@@ -31,7 +31,7 @@ from dinsos_ledger.importer import import_files
 from dinsos_ledger.scenario import ScenarioConfig, write_scenario
 from dinsos_ledger.types import subject_id
 
-from tests.attacker import drop_guards
+from tests.attacker import drop_guards, edit_quietly
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 FIELD_OFFICE = DATA / "field_office.jsonl"
@@ -66,10 +66,12 @@ class Raw:
     def run(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one statement (``?`` placeholders, ``{events}``-style table names).
 
-        An edit is preceded by dropping the append-only guards, as an intruder would.
+        An edit of the events or chain drops the append-only guards first and puts them
+        back after, as an intruder hiding the edit would.
         """
-        if sql.lstrip().upper().startswith(("UPDATE", "DELETE")):
-            drop_guards(self.target)
+        edit = sql.lstrip().upper().startswith(("UPDATE", "DELETE"))
+        if edit and ("{events}" in sql or "{chain}" in sql):
+            return edit_quietly(self.target, sql, params)
         sql = sql.format(**self.tables)
         if self.postgres:
             import psycopg

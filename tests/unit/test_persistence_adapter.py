@@ -202,3 +202,24 @@ def test_the_postgres_recorder_creates_no_insert_function() -> None:
         assert "CREATE TABLE IF NOT EXISTS" in ddl
     finally:
         datastore.close()
+
+
+def test_the_postgres_factory_builds_snapshots_with_the_ledgers_recorder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PostgresFactory.aggregate_recorder uses the class attribute the ledger sets."""
+    url = require_postgres()
+    from eventsourcing.utils import Environment
+
+    from dinsos_ledger.persistence import parse_target
+    from dinsos_ledger.persistence.postgres import LedgerPostgresFactory, LedgerSnapshotsRecorder
+
+    monkeypatch.setenv("DINSOS_LEDGER_DB", url)
+    env = Environment("Ledger", parse_target(None).env)
+    factory = LedgerPostgresFactory(env)
+    try:
+        recorder = factory.aggregate_recorder("snapshots")
+        assert isinstance(recorder, LedgerSnapshotsRecorder)
+        assert recorder.events_table_name == "ledger_snapshots"
+    finally:
+        factory.close()

@@ -8,6 +8,11 @@ here, each with the reason it is needed; ``tests/unit/test_persistence_adapter.p
 the behaviour relied on, so an eventsourcing upgrade that changes it fails in CI (which
 runs against the oldest and the newest eventsourcing that ``pyproject.toml`` allows).
 
+Besides the functions here, :mod:`dinsos_ledger.persistence.postgres` sets
+``PostgresFactory.aggregate_recorder_class`` (the class eventsourcing's factory builds the
+snapshots recorder from) and overrides ``insert_events`` whole (see
+:data:`POSTGRES_INSERT_OVERRIDDEN`); both are pinned by the same tests.
+
 This module imports no database driver: the PostgreSQL parts take the objects they act
 on as arguments.
 """
