@@ -317,32 +317,10 @@ def _position(
     """A position in the events (``row``) or chain (``link``) table; None when there is none.
 
     ``which`` is the ``first`` or ``last`` position, or the ``next`` one after ``after``.
-    Reads no column but the position.
+    Reads no column but the position (the recorder of each backend owns the SQL).
     """
-    aggregate = "MAX" if which == "last" else "MIN"
-    where = which == "next"
-    if isinstance(recorder, LedgerPostgresRecorder):
-        table = recorder.events_table if what == "row" else recorder.chain_table
-        column = Identifier("notification_id" if what == "row" else "position")
-        query = SQL("SELECT {0}({1}) AS p FROM {2}").format(SQL(aggregate), column, table)
-        if where:
-            query = SQL("{0} WHERE {1} > %s").format(query, column)
-        with recorder.datastore.transaction(commit=False) as curs:
-            curs.execute(query, (after,) if where else ())
-            found = curs.fetchone()
-            value = None if found is None else found["p"]
-    else:
-        assert isinstance(recorder, LedgerSQLiteRecorder)
-        table_name = recorder.events_table_name if what == "row" else "dinsos_chain"
-        column_name = "rowid" if what == "row" else "position"
-        sql = f"SELECT {aggregate}({column_name}) FROM {table_name}"
-        if where:
-            sql += f" WHERE {column_name} > ?"
-        with recorder.datastore.transaction(commit=False) as c:
-            c.execute(sql, (after,) if where else ())
-            found = c.fetchone()
-            value = None if found is None else found[0]
-    return None if value is None else int(value)
+    position: int | None = recorder.select_position(what, which, after)
+    return position
 
 
 def _readable_row(row: Any) -> chain.Row:

@@ -482,6 +482,26 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             row = curs.fetchone()
             return bytes(row["wrapped"]) if row else None
 
+    @retry_reads
+    def select_position(self, what: str, which: str, after: int = 0) -> int | None:
+        """A position in the events (``row``) or chain (``link``) table; None when none.
+
+        ``which`` is ``first``, ``last`` or ``next`` (the first after ``after``). Reads no
+        column but the position, so a row of any content is found.
+        """
+        table = self.events_table if what == "row" else self.chain_table
+        column = Identifier("notification_id" if what == "row" else "position")
+        aggregate = SQL("MAX" if which == "last" else "MIN")
+        query = SQL("SELECT {0}({1}) AS p FROM {2}").format(aggregate, column, table)
+        params: tuple[int, ...] = ()
+        if which == "next":
+            query = SQL("{0} WHERE {1} > %s").format(query, column)
+            params = (after,)
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(query, params)
+            found = curs.fetchone()
+        return None if found is None or found["p"] is None else int(found["p"])
+
     def iter_rows(self, *, after: int = 0, page: int = 1000) -> Iterator[StoredRow]:
         """Stream ``(position, originator_id, version, topic, state)`` in position order.
 

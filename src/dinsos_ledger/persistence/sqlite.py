@@ -281,6 +281,25 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             row = c.fetchone()
             return bytes(row[0]) if row else None
 
+    def select_position(self, what: str, which: str, after: int = 0) -> int | None:
+        """A position in the events (``row``) or chain (``link``) table; None when none.
+
+        ``which`` is ``first``, ``last`` or ``next`` (the first after ``after``). Reads no
+        column but the position, so a row of any content is found.
+        """
+        table = self.events_table_name if what == "row" else self.chain_table_name
+        column = "rowid" if what == "row" else "position"
+        aggregate = "MAX" if which == "last" else "MIN"
+        sql = f"SELECT {aggregate}({column}) FROM {table}"
+        params: tuple[int, ...] = ()
+        if which == "next":
+            sql += f" WHERE {column} > ?"
+            params = (after,)
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(sql, params)
+            found = c.fetchone()
+        return None if found is None or found[0] is None else int(found[0])
+
     def iter_rows(self, *, after: int = 0, page: int = 1000) -> Iterator[StoredRow]:
         """Stream ``(position, originator_id, version, topic, state)`` in position order.
 
