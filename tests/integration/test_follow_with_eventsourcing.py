@@ -7,11 +7,16 @@ its standard arguments, and every stored event decodes.
 
 from __future__ import annotations
 
+from functools import singledispatchmethod
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import pytest
 from eventsourcing.application import Application
 from eventsourcing.domain import DomainEvent
+from eventsourcing.persistence import Tracking
+from eventsourcing.popo import POPOTrackingRecorder
+from eventsourcing.projection import Projection, ProjectionRunner
 
 from dinsos_ledger.application import Ledger
 from dinsos_ledger.importer import import_files
@@ -44,3 +49,40 @@ def test_an_eventsourcing_application_decodes_every_event_of_the_log(target: str
         }
     finally:
         follower.close()
+
+
+class Counting(Projection[POPOTrackingRecorder]):
+    """An eventsourcing projection counting the ledger's events by type (in memory)."""
+
+    seen: ClassVar[list[str]] = []
+
+    @singledispatchmethod
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        """Count the event and track its position."""
+        Counting.seen.append(type(domain_event).__qualname__)
+        self.view.insert_tracking(tracking)
+
+
+def test_eventsourcing_projection_runner_follows_the_ledger(target: str, backend: str) -> None:
+    """eventsourcing's ProjectionRunner, woken by the ledger's NOTIFY, sees every event."""
+    if backend != "postgres":
+        pytest.skip("eventsourcing's SQLite recorder offers no subscription")
+    env = {
+        **parse_target(target).env,
+        "MAPPER_TOPIC": "dinsos_ledger.codec:LedgerMapper",
+        "COUNTING_PERSISTENCE_MODULE": "eventsourcing.popo",
+    }
+    Counting.seen.clear()
+    with Ledger(target) as ledger:
+        runner = ProjectionRunner(
+            application_class=Follower,
+            projection_class=Counting,
+            view_class=POPOTrackingRecorder,
+            env=env,
+        )
+        with runner:
+            import_files(ledger, [FIELD_OFFICE], on_reject=lambda _: None)
+            positions = [row[0] for row in ledger.recorder.iter_rows()]
+            runner.wait(positions[-1], timeout=20)
+    assert len(Counting.seen) == len(positions)
+    assert Counting.seen[0] == "Household.Registered"
