@@ -317,3 +317,34 @@ def test_a_writer_role_imports_and_a_reader_role_verifies(
         pytest.raises(psycopg.errors.InsufficientPrivilege),
     ):
         conn.execute(f'INSERT INTO "{schema}".dinsos_chain VALUES (1000, %s)', (b"x",))
+
+
+def test_the_command_line_tools_are_refused(loaded: str, backend: str) -> None:
+    """``sqlite3 FILE`` and ``psql`` (as the superuser) fail to edit the history, nothing moves."""
+    import shutil
+    import subprocess
+
+    target = loaded
+    before = _state(target)
+    if backend == "sqlite":
+        tool = shutil.which("sqlite3")
+        if tool is None:
+            pytest.skip("no sqlite3 command-line tool")
+        statements = ["DELETE FROM stored_events;", "UPDATE dinsos_chain SET hash = zeroblob(32);"]
+        commands = [[tool, target, statement] for statement in statements]
+    else:
+        tool = shutil.which("psql")
+        if tool is None:
+            pytest.skip("no psql")
+        url, schema = split(target)
+        statements = [
+            f'TRUNCATE "{schema}".ledger_events, "{schema}".dinsos_chain',
+            f'DELETE FROM "{schema}".ledger_events',
+            f'UPDATE "{schema}".dinsos_chain SET hash = hash',
+        ]
+        commands = [[tool, url, "-v", "ON_ERROR_STOP=1", "-c", s] for s in statements]
+    for command in commands:
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        assert result.returncode != 0, command
+        assert "append-only" in result.stderr
+    assert _state(target) == before
