@@ -32,6 +32,14 @@ from psycopg.sql import SQL, Identifier
 
 from dinsos_ledger import chain
 from dinsos_ledger.errors import StorageError
+from dinsos_ledger.key_tables import (
+    SQLITE_KEY_TABLES,
+    PostgresKeyTables,
+    SQLiteKeyTables,
+    postgres_check_key,
+    postgres_key_tables,
+    sqlite_check_key,
+)
 
 __all__ = [
     "DEFAULT_TARGET",
@@ -170,7 +178,7 @@ def _stored(row: Any) -> StoredEvent:
     )
 
 
-class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
+class LedgerSQLiteRecorder(SQLiteKeyTables, SQLiteApplicationRecorder):
     """SQLite recorder that also keeps command ids, data keys and the chain, atomically."""
 
     def construct_create_table_statements(self) -> list[str]:
@@ -189,6 +197,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 "CREATE TABLE IF NOT EXISTS dinsos_chain ("
                 "position INTEGER PRIMARY KEY, hash BLOB NOT NULL)"
             ),
+            *SQLITE_KEY_TABLES,
         ]
 
     def _insert_events(
@@ -214,6 +223,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             c.executemany("INSERT INTO dinsos_commands (id, digest) VALUES (?, ?)", commands)
         keys = kwargs.get("keys") or ()
         if keys:
+            sqlite_check_key(c, kwargs.get("key_check"))
             c.executemany(
                 "INSERT INTO dinsos_keys (subject_id, wrapped) VALUES (?, ?)",
                 [(sid.hex, wrapped) for sid, wrapped in keys],
@@ -403,7 +413,7 @@ class LedgerPostgresFactory(PostgresFactory):
     aggregate_recorder_class = LedgerSnapshotsRecorder
 
 
-class LedgerPostgresRecorder(PostgresApplicationRecorder):
+class LedgerPostgresRecorder(PostgresKeyTables, PostgresApplicationRecorder):
     """PostgreSQL recorder that also keeps command ids, data keys and the chain, atomically.
 
     The chain is extended while eventsourcing's EXCLUSIVE lock on the events table is held,
@@ -430,6 +440,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                     "CREATE TABLE IF NOT EXISTS {0} "
                     "(position bigint PRIMARY KEY, hash bytea NOT NULL)"
                 ).format(self.chain_table),
+                *postgres_key_tables(schema),
             ]
         )
 
@@ -459,6 +470,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         change those subjects between the check and the commit.
         """
         expect = kwargs.get("expect") or ()
+        if kwargs.get("keys"):
+            # Under the lock a rotation of the master key holds while it re-wraps the keys.
+            self._lock_table(curs)
+            postgres_check_key(curs, self.datastore.schema, kwargs.get("key_check"))
         if not expect:
             return
         self._lock_table(curs)
