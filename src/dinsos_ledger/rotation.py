@@ -171,8 +171,13 @@ def rotate_master_key(
     *,
     actor: str | None = None,
     progress: Callable[[int], None] | None = None,
+    page: int = 5000,
 ) -> RotationReport:
     """Re-wrap everything the ledger's master key wraps under ``new``, all or nothing.
+
+    Data keys are read and re-wrapped ``page`` at a time, inside the one transaction, so a
+    ledger of a million subjects is rotated in bounded memory; ``progress`` is called with
+    the number re-wrapped so far after each page.
 
     The ledger must have been opened with its current key (it is proven first). Afterwards
     this ``ledger`` object uses ``new``; on SQLite the key file beside the ledger holds it.
@@ -205,6 +210,7 @@ def rotate_master_key(
         rotated_at=rotated_at,
         actor=who,
         progress=progress,
+        page=page,
     )
     retired = _promote(target) if key_file else None
     ledger._rekeyed(new)
