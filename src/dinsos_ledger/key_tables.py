@@ -318,8 +318,9 @@ class PostgresKeyTables:
     ) -> int:
         """Re-wrap every data key and store ``secrets`` and the new check value, in one transaction.
 
-        The events table is locked in EXCLUSIVE mode, as every writer locks it, so writers
-        wait until the rotation has committed (readers do not).
+        The events table is locked in SHARE mode: every writer locks it in EXCLUSIVE mode,
+        so writers wait until the rotation has committed, while readers, and the
+        ``CREATE … IF NOT EXISTS`` that every process runs when it opens the ledger, do not.
         """
         secrets_table = self._table("dinsos_secrets")
         count = 0
@@ -328,7 +329,7 @@ class PostgresKeyTables:
             conn.transaction(),
             conn.cursor() as curs,
         ):
-            curs.execute(SQL("LOCK TABLE {0} IN EXCLUSIVE MODE").format(self.events_table))
+            curs.execute(SQL("LOCK TABLE {0} IN SHARE MODE").format(self.events_table))
             curs.execute(
                 SQL("SELECT value FROM {0} WHERE name = %s FOR UPDATE").format(secrets_table),
                 (KEY_CHECK,),
