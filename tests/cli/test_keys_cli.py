@@ -447,6 +447,8 @@ def test_a_ledger_from_before_check_values_is_upgraded_only_by_its_own_key(
         assert ledger.key_check == key_check_value(master)
     again = run("import", path, "--json", env=right)
     assert json.loads(again.stdout) == {"accepted": 0, "duplicates": 6, "rejected": 0}
+    in_two = run("import", path, "--json", "--parallel", env=right)
+    assert json.loads(in_two.stdout) == {"accepted": 0, "duplicates": 6, "rejected": 0}
     changed = write_jsonl(tmp_path / "changed.jsonl", [household(0, nik="6408049999999999")])
     conflict = run("import", changed, "--json", env=right)
     assert json.loads(conflict.stdout) == {"accepted": 0, "duplicates": 0, "rejected": 1}
