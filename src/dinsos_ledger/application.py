@@ -627,18 +627,18 @@ class Ledger:
         pii = cmd.pii_body(command)
         if prior.startswith(_DIGEST_V2):
             stored_public, _, stored_pii = prior[len(_DIGEST_V2) :].partition(".")
-            if not hmac.compare_digest(stored_public, public):
+            if not _equal(stored_public, public):
                 return False
             if not stored_pii or pii is None:
                 return not stored_pii and pii is None
             data_key = self._data_key_of(batch, command.ref)
             if data_key is None:
                 return True
-            return hmac.compare_digest(command_pii_mac(data_key, pii), stored_pii)
+            return _equal(command_pii_mac(data_key, pii), stored_pii)
         # A whole-body digest recorded before this design (see _first_open).
         if pii is not None and self._data_key_of(batch, command.ref) is None:
             return True
-        return bool(legacy) and hmac.compare_digest(legacy, prior)
+        return bool(legacy) and _equal(legacy, prior)
 
     def _handle(self, batch: _Batch, c: cmd.Command) -> list[Subject]:
         stamp = Stamp(on=c.on, actor=c.actor, command_id=c.id, note=c.note)
@@ -1116,6 +1116,11 @@ class Ledger:
 
     def __exit__(self, *exc: object) -> None:
         self.disconnect()
+
+
+def _equal(a: str, b: str) -> bool:
+    """Constant-time equality of two digests; a stored one edited into any text is unequal."""
+    return hmac.compare_digest(a.encode("utf-8", "replace"), b.encode("utf-8", "replace"))
 
 
 def _refs_named(commands: Iterable[cmd.Command]) -> list[str]:

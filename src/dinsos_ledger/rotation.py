@@ -27,6 +27,7 @@ import contextlib
 import getpass
 import os
 import secrets
+import shutil
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,8 +120,14 @@ def _promote(target: Target) -> Path | None:
         old = _read_key(key_path)
         if old is not None:
             retired = _retired_path(target, key_check_value(old))
-            with contextlib.suppress(FileExistsError):
+            try:
                 os.link(key_path, retired)
+            except FileExistsError:
+                pass  # retired before (a rotation back to an earlier key and away again)
+            except OSError:
+                # A filesystem without hard links: a private copy instead.
+                shutil.copy2(key_path, retired)
+                retired.chmod(0o600)
     new_path.replace(key_path)
     _fsync_dir(key_path.parent)
     return retired
@@ -180,7 +187,8 @@ def rotate_master_key(
     the number re-wrapped so far after each page.
 
     The ledger must have been opened with its current key (it is proven first). Afterwards
-    this ``ledger`` object uses ``new``; on SQLite the key file beside the ledger holds it.
+    this ``ledger`` object uses ``new``; on SQLite the key file beside the ledger, when
+    there is one, holds it (the old one kept as ``TARGET.key.retired-<check value>``).
     """
     keys = ledger._open_keys()
     old, old_check = keys.master, keys.check
@@ -189,7 +197,13 @@ def rotate_master_key(
         msg = "the new key is the ledger's current master key: give a new one"
         raise StorageError(msg)
     target = ledger.target
-    key_file = target.path is not None and not target.is_postgres and not ledger.given_key
+    # The key file beside a SQLite ledger follows the rotation; a ledger whose key is kept
+    # elsewhere (given to Ledger(master_key=…), no TARGET.key) gets no key file.
+    key_file = (
+        target.path is not None
+        and not target.is_postgres
+        and (not ledger.given_key or _paths(target)[0].exists())
+    )
     if key_file:
         _write_pending(_paths(target)[1], new)
 
