@@ -250,6 +250,9 @@ class Ledger:
         if not create and not ledger_exists(self.target):
             raise NoLedger(self.target.display)
         self._create = create
+        self._given_key = master_key
+        if need_key and master_key is None and self.target.is_postgres:
+            self._load_master(create=False)  # no DINSOS_LEDGER_KEY: refused before any DDL
         settings = {**self.target.env, **(env or {})}
         try:
             self.app = LedgerApplication(env=settings)
@@ -262,7 +265,6 @@ class Ledger:
         self.recorder = cast(LedgerRecorder, self.app.recorder)
         self._cache = SubjectCache(self.app)
         self.desil_limits: dict[str, int] = dict(desil_limits or {})
-        self._given_key = master_key
         self._keys: _Keys | None = None
         if need_key:
             try:

@@ -509,3 +509,16 @@ def test_check_values_are_not_the_key_and_differ_per_key() -> None:
     assert value != key_check_value(MasterKey.generate())
     raw = base64.b64decode(key.to_base64())
     assert value not in (raw.hex(), hashlib.sha256(raw).hexdigest()[:32])
+
+
+def test_import_without_a_postgres_key_creates_no_table(tmp_path: Path) -> None:
+    """A new PostgreSQL ledger without DINSOS_LEDGER_KEY: exit 2 before any schema is made."""
+    url = require_postgres()
+    schema = f"k_{uuid.uuid4().hex[:16]}"
+    path = write_jsonl(tmp_path / "c.jsonl", commands(1))
+    result = CliRunner(env={"DINSOS_LEDGER_KEY": None}).invoke(
+        main, ["--db", f"{url}?schema={schema}", "import", str(path)]
+    )
+    assert result.exit_code == 2
+    assert "DINSOS_LEDGER_KEY" in result.stderr
+    assert not schema_exists(url, schema)
