@@ -601,6 +601,13 @@ class Ledger:
             return None
         return batch.data_keys.get(sid) or self.keyring.data_key(sid)
 
+    def _forgotten(self, batch: _Batch, ref: str) -> bool:
+        """Whether the subject ``ref`` is forgotten, or being forgotten in this batch."""
+        if subject_id(ref) in batch.shred:
+            return True
+        subject = batch.get(ref)
+        return subject is not None and getattr(subject, "forgotten_on", None) is not None
+
     def _record_of(self, batch: _Batch, command: cmd.Command, digest: str) -> str:
         """What is stored with an accepted command's id.
 
@@ -637,8 +644,9 @@ class Ledger:
             if data_key is None:
                 return True
             return _equal(command_pii_mac(data_key, pii), stored_pii)
-        # A whole-body digest recorded before this design (see _first_open).
-        if pii is not None and self._data_key_of(batch, command.ref) is None:
+        # A whole-body digest recorded before this design (see _first_open). Once its
+        # subject is forgotten it is not compared at all: it would confirm a guess.
+        if pii is not None and self._forgotten(batch, command.ref):
             return True
         return bool(legacy) and _equal(legacy, prior)
 

@@ -419,7 +419,8 @@ def test_a_ledger_from_before_check_values_is_upgraded_only_by_its_own_key(
     """A wrong key records nothing; the right one is proven by a data key, then remembered.
 
     Its older whole-body digests still answer re-imports: duplicates, and a changed NIK
-    of a subject that is not forgotten is still an id_conflict.
+    of a subject that is not forgotten is still an id_conflict; once forgotten, any NIK
+    answers duplicate.
     """
     items = commands(2)
     path = write_jsonl(tmp_path / "c.jsonl", items)
@@ -452,6 +453,12 @@ def test_a_ledger_from_before_check_values_is_upgraded_only_by_its_own_key(
     changed = write_jsonl(tmp_path / "changed.jsonl", [household(0, nik="6408049999999999")])
     conflict = run("import", changed, "--json", env=right)
     assert json.loads(conflict.stdout) == {"accepted": 0, "duplicates": 0, "rejected": 1}
+    close = {"id": "c-0", "command": "close", "ref": "HH-0000", "on": "2025-02-01"}
+    close |= {"actor": "a", "reason": "moved"}
+    assert run("import", write_jsonl(tmp_path / "close.jsonl", [close]), env=right).exit_code == 0
+    assert run("forget", "HH-0000", "--actor", "a", "--reason", "r", env=right).exit_code == 0
+    after = run("import", changed, "--json", env=right)
+    assert json.loads(after.stdout) == {"accepted": 0, "duplicates": 1, "rejected": 0}
 
 
 # ------------------------------------------------------------ item 7: no key for verbs without PII
