@@ -508,3 +508,24 @@ def test_a_rotation_blocks_no_reader(target: str, source: Path, tmp_path: Path) 
     finally:
         go.touch()
         assert process.wait(timeout=120) == 0, process.stderr.read() if process.stderr else ""
+
+
+def test_rotate_key_without_a_usable_new_key_is_a_usage_error(
+    target: str, source: Path, tmp_path: Path
+) -> None:
+    """No new key, a key file readable by others, or a malformed key: exit 2, nothing rotated."""
+    del source
+    before = store_state(target)
+    missing = cli(target, "rotate-key", env={"DINSOS_LEDGER_NEW_KEY": None})
+    assert missing.exit_code == 2
+    assert "--new-key FILE" in missing.stderr
+    loose = key_file(tmp_path / "loose.key", MasterKey.generate())
+    loose.chmod(0o644)
+    refused = cli(target, "rotate-key", "--new-key", loose)
+    assert refused.exit_code == 2
+    assert "chmod 600" in refused.stderr
+    bad = cli(target, "rotate-key", env={"DINSOS_LEDGER_NEW_KEY": "not base64!"})
+    assert bad.exit_code == 2
+    assert "DINSOS_LEDGER_NEW_KEY" in bad.stderr
+    assert "not base64!" not in bad.stderr
+    assert store_state(target) == before
