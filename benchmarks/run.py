@@ -1,12 +1,22 @@
 """Benchmark dinsos-ledger against a bare eventsourcing application, in the same run.
 
-Each figure is a ratio against the nearest equivalent work done by a bare ``eventsourcing``
-application in the same process, plus the absolute numbers (the machines are noisy; ratios
-measured side by side mean more than times alone)::
+Each figure is a ratio against the nearest equivalent work done by bare ``eventsourcing`` in
+the same run, plus the absolute numbers (the machines are noisy; ratios measured side by side
+mean more than times alone). Two kinds of figure:
+
+- **whole processes** (rows ``process: …``), as users meet them, start-up included:
+  ``dinsos-ledger import``, ``rebuild``, ``verify`` and ``balances --json`` against bare
+  processes (``benchmarks/bare.py``) doing the equivalent work, on two scenario shapes (many
+  subjects with short histories, few with long ones), on SQLite and on PostgreSQL, with
+  wall and CPU time and the child's peak memory; plus the district's import rate;
+- **in one process**: the ledger's API against a bare application in the same process.
+
+::
 
     python benchmarks/run.py                 # the full run (several minutes)
     python benchmarks/run.py --quick         # a small smoke run (CI keeps it working)
     python benchmarks/run.py --postgres postgresql://postgres@127.0.0.1:5432/test
+    python benchmarks/run.py --processes-only --rounds 1 --catch-up-events 500000
     python benchmarks/run.py --write docs/performance-results.md
 
 It prints a table; ``--write`` also writes it as Markdown. Nothing here asserts a speed:
@@ -461,12 +471,12 @@ def shapes(quick: bool) -> dict[str, ScenarioConfig]:
             ),
         }
     return {
-        # 6,000 households, 750 veterans and 100 cohorts over ten months: about 68,000 lines.
+        # 6,000 households, 750 veterans and 100 cohorts over eight months: 68,585 lines.
         "many subjects": ScenarioConfig(
-            households=6_000, veterans=750, cohorts=100, end=dt.date(2025, 10, 31)
+            households=6_000, veterans=750, cohorts=100, end=dt.date(2025, 8, 31)
         ),
-        # 300 households, 60 veterans, 10 cohorts over ten years: about 40,000 lines, most
-        # subjects past their first snapshots.
+        # 300 households, 60 veterans, 10 cohorts over ten years: about 41,000 lines, around
+        # a hundred events a subject (a snapshot is taken every 100).
         "long histories": ScenarioConfig(
             households=300, veterans=60, cohorts=10, start=dt.date(2017, 1, 1)
         ),
@@ -710,11 +720,16 @@ def bench_district_rate(table: Table, workdir: Path, quick: bool, small_rate: fl
 
 
 def bench_all_processes(
-    table: Table, kinds: list[str], workdir: Path, pg: str | None, quick: bool
+    table: Table,
+    kinds: list[str],
+    workdir: Path,
+    pg: str | None,
+    quick: bool,
+    rounds: int | None = None,
 ) -> None:
     """Every whole-process measurement: each shape on each backend, start-up, the district."""
     warm_bytecode()
-    rounds = 1 if quick else 2
+    rounds = rounds or (1 if quick else 2)
     small_rate = 0.0
     for shape, config in shapes(quick).items():
         for kind in kinds:
@@ -748,6 +763,9 @@ def main() -> None:
         "--no-processes", action="store_true", help="only the in-process measurements"
     )
     parser.add_argument(
+        "--rounds", type=int, metavar="N", help="rounds of each whole-process measurement"
+    )
+    parser.add_argument(
         "--catch-up-events",
         type=int,
         metavar="N",
@@ -776,7 +794,7 @@ def main() -> None:
             return
         if not args.no_processes:
             kinds = ["sqlite", "postgres"] if args.postgres else ["sqlite"]
-            bench_all_processes(table, kinds, workdir, args.postgres, quick)
+            bench_all_processes(table, kinds, workdir, args.postgres, quick, args.rounds)
         if args.processes_only:
             with Ledger(str(workdir / "catch-up.sqlite")) as ledger:
                 subjects = (args.catch_up_events or (10_000 if quick else 1_000_000)) // 10

@@ -50,8 +50,9 @@ class SubjectCache:
         self.app = app
         self.max_bytes = max_bytes
         self.head: int | None = None
-        self._items: OrderedDict[UUID, Subject] = OrderedDict()
-        self._charged: dict[UUID, int] = {}
+        # Each subject with what it was charged: one dictionary, one hash of its id per use
+        # (hashing a UUID runs Python code; an import hashes ids a dozen times a command).
+        self._items: OrderedDict[UUID, tuple[Subject, int]] = OrderedDict()
         self.bytes = 0  # the estimated state held now, never above max_bytes after a put
 
     def __len__(self) -> int:
@@ -60,7 +61,6 @@ class SubjectCache:
     def clear(self) -> None:
         """Forget every cached subject (after a failed batch, or to be safe)."""
         self._items.clear()
-        self._charged.clear()
         self.bytes = 0
         self.head = None
 
@@ -88,7 +88,7 @@ class SubjectCache:
                 missing.append(sid)
             else:
                 self._items.move_to_end(sid)
-                found[sid] = cached
+                found[sid] = cached[0]
         if missing:
             found.update(self._read(missing))
         return found
@@ -113,17 +113,17 @@ class SubjectCache:
 
     def _put(self, sid: UUID, subject: Subject) -> None:
         charge = estimated_bytes(subject)
-        self.bytes += charge - self._charged.get(sid, 0)
-        self._charged[sid] = charge
-        self._items[sid] = subject
-        self._items.move_to_end(sid)
+        before = self._items.pop(sid, None)
+        self.bytes += charge - (before[1] if before is not None else 0)
+        self._items[sid] = (subject, charge)  # the most recently used end
         while self.bytes > self.max_bytes and self._items:
-            oldest, _ = self._items.popitem(last=False)
-            self.bytes -= self._charged.pop(oldest)
+            _, (_, evicted) = self._items.popitem(last=False)
+            self.bytes -= evicted
 
     def _evict(self, sid: UUID) -> None:
-        if self._items.pop(sid, None) is not None:
-            self.bytes -= self._charged.pop(sid)
+        held = self._items.pop(sid, None)
+        if held is not None:
+            self.bytes -= held[1]
 
     def committed(
         self, subjects: Iterable[Subject], positions: Sequence[int], head_before: int

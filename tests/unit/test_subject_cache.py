@@ -84,4 +84,4 @@ def test_the_cache_stays_within_its_budget_and_serves_what_the_store_holds(
         assert expected is not None
         assert (subject.id, subject.version) == (expected.id, expected.version)
         assert cache.bytes <= budget
-        assert cache.bytes == sum(estimated_bytes(s) for s in cache._items.values())
+        assert cache.bytes == sum(estimated_bytes(s) for s, _ in cache._items.values())
