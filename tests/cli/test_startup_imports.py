@@ -104,3 +104,10 @@ def test_a_rebuild_without_a_terminal_draws_no_bars_and_loads_no_rich(ledger_db:
     loaded = _modules_loaded_by("--db", ledger_db, "rebuild", "--json")
     assert "dinsos_ledger.projections.engine" in loaded
     assert not {m for m in loaded if m.split(".")[0] == "rich"}
+
+
+def test_verify_on_a_sqlite_ledger_does_not_load_the_postgresql_driver(ledger_db: str) -> None:
+    """`verify --json` on a SQLite ledger checks the chain without importing psycopg."""
+    loaded = _modules_loaded_by("--db", ledger_db, "verify", "--json")
+    assert "dinsos_ledger.audit" in loaded  # the probe did run the verb
+    assert not {m for m in loaded if m.split(".")[0] in ("psycopg", "psycopg_pool")}
