@@ -24,10 +24,8 @@ point is a key accepted that the ledger's check value does not name.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
 import secrets
-import shutil
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -126,6 +124,8 @@ def _promote(target: Target) -> Path | None:
                 pass  # retired before (a rotation back to an earlier key and away again)
             except OSError:
                 # A filesystem without hard links: a private copy instead.
+                import shutil  # here, not at the top: every CLI start imports this module
+
                 shutil.copy2(key_path, retired)
                 retired.chmod(0o600)
     new_path.replace(key_path)
@@ -239,6 +239,8 @@ def rotate_master_key(
 
 
 def _login() -> str:
+    import getpass  # here, not at the top: it loads termios, and every CLI start imports us
+
     try:
         return getpass.getuser()
     except (OSError, KeyError):  # no login name in a bare container
