@@ -306,3 +306,23 @@ def test_history_shows_the_rule_on_the_allocation_and_the_programme_changes(load
     ]
     assert changes[1]["note"] == "banjir Sangatta"
     assert changes[0]["recipients"] == ["household"]
+
+
+def test_export_carries_the_programme_rows_and_each_allocations_rule(loaded: Run) -> None:
+    """The definition's recipients and limit, and the allocation's rule, as flat columns."""
+    result = loaded("export", "--format", "jsonl", "-")
+    assert result.exit_code == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    [defined] = [r for r in rows if r["event"] == "defined" and r["ref"] == "PELATIHAN"]
+    assert (defined["kind"], defined["recipients"], defined["desil_limit"]) == (
+        "programme",
+        "household,cohort",
+        3,
+    )
+    [allocated] = [r for r in rows if r["event"] == "allocated"]
+    assert {k: allocated[k] for k in ("rule_source", "rule_on", "rule_version")} == {
+        "rule_source": "amend_programme",
+        "rule_on": "2025-03-01",
+        "rule_version": 2,
+    }
+    assert (allocated["desil_limit"], allocated["desil"]) == (5, 5)
