@@ -326,3 +326,11 @@ def test_export_carries_the_programme_rows_and_each_allocations_rule(loaded: Run
         "rule_version": 2,
     }
     assert (allocated["desil_limit"], allocated["desil"]) == (5, 5)
+
+
+def test_verify_and_rebuild_agree_with_the_programmes(loaded: Run) -> None:
+    """verify passes with programmes recorded; a rebuild changes no answer of programmes."""
+    before = as_json(loaded("programmes", "--json"))
+    assert loaded("verify").exit_code == 0
+    assert loaded("rebuild").exit_code == 0
+    assert as_json(loaded("programmes", "--json")) == before

@@ -31,6 +31,7 @@ from dinsos_ledger.types import Period, Reference, RegionCode, Rupiah, Sealed
 from dinsos_ledger.types import Programme as Code
 
 START = date(2025, 1, 1)
+D = date
 
 _days = st.integers(0, 40).map(lambda n: START + timedelta(days=n))
 _limits = st.none() | st.integers(1, 10)
@@ -367,3 +368,13 @@ def test_desil_limit_is_required_even_though_it_may_be_null() -> None:
     del body["desil_limit"]
     with pytest.raises(InvalidCommand, match="missing field 'desil_limit'"):
         parse_command(body)
+
+
+def test_a_grant_kept_in_an_old_snapshot_reads_back_without_a_rule() -> None:
+    """Snapshots taken before allocations recorded rules hold grants without ``rule``."""
+    from dinsos_ledger.aggregates.base import Grant
+    from dinsos_ledger.codec import converter
+
+    old = {"programme": "PKH", "amount": 750_000, "period": "2025-01", "on": "2025-01-20"}
+    assert converter.structure(old, Grant) == Grant("PKH", 750_000, "2025-01", D(2025, 1, 20))
+    assert converter.structure(old, Grant).rule is None

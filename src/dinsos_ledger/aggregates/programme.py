@@ -36,6 +36,9 @@ class Programme(Subject):
     """
 
     kind: ClassVar[Kind] = Kind.PROGRAMME
+    # Stored events and snapshots are a format: a change of shape raises these and adds an
+    # upcast_vN_vN+1 (see Account.Allocated).
+    class_version = 1
 
     if TYPE_CHECKING:
         name: str
@@ -44,6 +47,8 @@ class Programme(Subject):
 
     class Defined(Subject.Created):
         """The programme was defined: its name, recipients and desil limit from ``on``."""
+
+        class_version = 1
 
         name: str
         recipients: tuple[str, ...]
@@ -60,6 +65,8 @@ class Programme(Subject):
 
     class Amended(Subject.Event):
         """The programme's desil limit was changed from ``on``."""
+
+        class_version = 1
 
         desil_limit: int | None
 
