@@ -44,6 +44,8 @@ __all__ = [
     "MemoryKeyStore",
     "SealError",
     "digest_key",
+    "index_key",
+    "index_mac",
     "keyed_digest",
     "load_master_key_file",
     "load_secret_file",
@@ -69,6 +71,7 @@ FORMAT_V1: Final = b"\x01"
 # wrapping subkey uses a ":" so no purpose string can ever derive the same subkey.
 _DIGEST_INFO_PREFIX: Final = b"dinsos-ledger/"
 _WRAP_INFO: Final = b"dinsos-ledger:wrap-data-key"
+_INDEX_INFO: Final = b"dinsos-ledger:keyed-index"
 
 
 class SealError(LedgerError, ValueError):
@@ -447,6 +450,24 @@ def keyed_digest(subkey: bytes, data: bytes) -> str:
     """HMAC-SHA256 (hex) of ``data`` under a subkey from :func:`digest_key`."""
     # The one-shot form runs in OpenSSL without building an HMAC object per digest.
     return hmac.digest(subkey, data, "sha256").hex()
+
+
+def index_key(master: MasterKey) -> bytes:
+    """The key of the keyed index of NIKs and family-card numbers (SPEC sections 7 and 8).
+
+    The one place the index key comes from: a subkey of the master key, derived with its
+    own HKDF info, so no digest or wrapping key is ever the same.
+    """
+    return master.derive(_INDEX_INFO)
+
+
+def index_mac(key: bytes, field: str, value: str) -> str:
+    """The keyed index entry (HMAC-SHA256, hex) of ``value`` in ``field`` under ``key``.
+
+    The field name is part of the MAC, so a NIK never matches an equal family-card number.
+    Without the key a MAC confirms no guess of the value.
+    """
+    return hmac.digest(key, field.encode("ascii") + b"\x00" + value.encode("utf-8"), "sha256").hex()
 
 
 class KeyStore(Protocol):

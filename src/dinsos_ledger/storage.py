@@ -6,7 +6,9 @@ that inserts a batch of events, they also
 - remember the ids (and keyed digests) of the accepted commands, so that a restart does not
   forget them and a repeated id is recognised;
 - store each new subject's wrapped data key, and delete the keys of forgotten subjects;
-- extend the integrity chain by one link per event (see :mod:`dinsos_ledger.chain`).
+- extend the integrity chain by one link per event (see :mod:`dinsos_ledger.chain`);
+- keep the keyed index of NIKs and family-card numbers (MACs, never the values), adding a
+  new subject's entries and deleting a forgotten subject's.
 
 So a batch is recorded whole or not at all, on both backends.
 """
@@ -35,6 +37,7 @@ from dinsos_ledger.errors import StorageError
 
 __all__ = [
     "DEFAULT_TARGET",
+    "INDEX_TABLE",
     "LedgerPostgresRecorder",
     "LedgerRecorder",
     "LedgerSQLiteRecorder",
@@ -44,6 +47,8 @@ __all__ = [
 ]
 
 DEFAULT_TARGET: Final = "dinsos-ledger.sqlite"
+#: The keyed index: ``(subject_id, field, mac)``, one row per indexed field of a subject.
+INDEX_TABLE: Final = "dinsos_index"
 _SCHEMA_RE: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 #: First key of the advisory lock that serialises table creation ("dins" in ASCII).
 _DDL_LOCK_CLASS: Final = 0x64696E73
@@ -189,6 +194,12 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 "CREATE TABLE IF NOT EXISTS dinsos_chain ("
                 "position INTEGER PRIMARY KEY, hash BLOB NOT NULL)"
             ),
+            (
+                f"CREATE TABLE IF NOT EXISTS {INDEX_TABLE} ("
+                "subject_id TEXT NOT NULL, field TEXT NOT NULL, mac TEXT NOT NULL, "
+                "PRIMARY KEY (subject_id, field)) WITHOUT ROWID"
+            ),
+            f"CREATE INDEX IF NOT EXISTS {INDEX_TABLE}_mac ON {INDEX_TABLE} (field, mac)",
         ]
 
     def _insert_events(
@@ -218,12 +229,20 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 "INSERT INTO dinsos_keys (subject_id, wrapped) VALUES (?, ?)",
                 [(sid.hex, wrapped) for sid, wrapped in keys],
             )
+        # A subject registered and forgotten in one batch: its entries go in, then out.
+        index = kwargs.get("index") or ()
+        if index:
+            c.executemany(
+                f"INSERT INTO {INDEX_TABLE} (subject_id, field, mac) VALUES (?, ?, ?)",
+                [(sid.hex, field, mac) for sid, field, mac in index],
+            )
         shred = kwargs.get("shred") or ()
         if shred:
             # Overwrite the deleted key bytes in the page, not just unlink them.
             c.execute("PRAGMA secure_delete = ON")
         for sid in shred:
             c.execute("DELETE FROM dinsos_keys WHERE subject_id = ?", (sid.hex,))
+            c.execute(f"DELETE FROM {INDEX_TABLE} WHERE subject_id = ?", (sid.hex,))
         return positions
 
     def _append(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> list[int]:
@@ -416,6 +435,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         self.commands_table = SQL("{0}.{1}").format(schema, Identifier("dinsos_commands"))
         self.keys_table = SQL("{0}.{1}").format(schema, Identifier("dinsos_keys"))
         self.chain_table = SQL("{0}.{1}").format(schema, Identifier("dinsos_chain"))
+        self.index_table = SQL("{0}.{1}").format(schema, Identifier(INDEX_TABLE))
         self.events_table = SQL("{0}.{1}").format(schema, Identifier(self.events_table_name))
         self.sql_create_statements.extend(
             [
@@ -430,6 +450,13 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                     "CREATE TABLE IF NOT EXISTS {0} "
                     "(position bigint PRIMARY KEY, hash bytea NOT NULL)"
                 ).format(self.chain_table),
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {0} (subject_id text NOT NULL, "
+                    "field text NOT NULL, mac text NOT NULL, PRIMARY KEY (subject_id, field))"
+                ).format(self.index_table),
+                SQL("CREATE INDEX IF NOT EXISTS {0} ON {1} (field, mac)").format(
+                    Identifier(f"{INDEX_TABLE}_mac"), self.index_table
+                ),
             ]
         )
 
@@ -506,9 +533,25 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 ),
                 [(sid.hex, wrapped) for sid, wrapped in keys],
             )
+        index = kwargs.get("index") or ()
+        if index:
+            curs.execute(
+                SQL(
+                    "INSERT INTO {0} (subject_id, field, mac) "
+                    "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])"
+                ).format(self.index_table),
+                (
+                    [sid.hex for sid, _, _ in index],
+                    [f for _, f, _ in index],
+                    [m for _, _, m in index],
+                ),
+            )
         for sid in kwargs.get("shred") or ():
             curs.execute(
                 SQL("DELETE FROM {0} WHERE subject_id = %s").format(self.keys_table), (sid.hex,)
+            )
+            curs.execute(
+                SQL("DELETE FROM {0} WHERE subject_id = %s").format(self.index_table), (sid.hex,)
             )
         return positions
 
