@@ -51,7 +51,7 @@ def run(target: str) -> Run:
 def loaded(run: Run) -> Run:
     """``run`` on a ledger holding the field-office fixture."""
     result = run("import", str(FIELD_OFFICE), "--json")
-    assert json.loads(result.stdout) == {"accepted": 59, "duplicates": 1, "rejected": 51}
+    assert json.loads(result.stdout) == {"accepted": 60, "duplicates": 1, "rejected": 55}
     return run
 
 
@@ -461,13 +461,15 @@ def test_history_text_prints_one_line_per_event(loaded: Run) -> None:
     """Text output: `vN  DATE  TYPE  by ACTOR  [COMMAND-ID]  recorded …  fields`."""
     result = loaded("history", "KT-HH-0001")
     lines = result.stdout.splitlines()
-    assert len(lines) == 8
+    assert len(lines) == 9
     assert re.fullmatch(
         r"v1 +2025-01-06  registered +by petugas\.sangatta  \[ktm-0001\]  recorded \S+\+00:00"
         r"  ref=KT-HH-0001 region=64\.08\.04\.2001 members=4",
         lines[0],
     )
     assert "programme=PKH amount=750000 reference=SP2D/2025/01/0001 channel=bank" in lines[4]
+    assert "disbursement_confirmed" in lines[8]
+    assert "channel_ref=BRI/2025/01/88121" in lines[8]
 
 
 def test_history_of_an_unknown_ref_exits_1(loaded: Run) -> None:

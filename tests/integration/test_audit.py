@@ -87,9 +87,9 @@ class Raw:
 
 
 def load_field_office(ledger: Ledger) -> None:
-    """Import the field-office fixture (59 accepted commands)."""
+    """Import the field-office fixture (60 accepted commands)."""
     report = import_files(ledger, [FIELD_OFFICE], on_reject=lambda _: None)
-    assert report.accepted == 59
+    assert report.accepted == 60
 
 
 def position_of(ledger: Ledger, ref: str, version: int) -> int:

@@ -52,6 +52,7 @@ EXTRAS: dict[str, dict[str, Any]] = {
     "allocate": {"programme": "PKH", "amount": 750_000, "period": "2025-01", "reference": "A-1"},
     "disburse": {"programme": "PKH", "amount": 750_000, "reference": "D-1", "channel": "bank"},
     "reverse": {"reference": "D-1", "reason": "rekening ditutup"},
+    "confirm": {"reference": "D-1", "amount": 750_000, "channel_ref": "BRI/2025/01/88121"},
     "follow_up": {"outcome": "visited"},
     "enrol": {"cohort": "KT-CO-0001", "household": "KT-HH-0001"},
     "attend": {},
@@ -69,6 +70,7 @@ CLASSES: dict[str, type[cmd.Command]] = {
     "allocate": cmd.Allocate,
     "disburse": cmd.Disburse,
     "reverse": cmd.Reverse,
+    "confirm": cmd.Confirm,
     "follow_up": cmd.FollowUp,
     "enrol": cmd.Enrol,
     "attend": cmd.Attend,
@@ -119,7 +121,7 @@ def assert_names_field(error: InvalidCommand, field: str) -> None:
 
 
 def test_the_command_names_are_those_of_the_spec_in_its_order() -> None:
-    """COMMAND_NAMES lists the fourteen commands of SPEC section 3 in the table's order."""
+    """COMMAND_NAMES lists the fifteen commands of SPEC section 3 in the table's order."""
     assert tuple(EXTRAS) == cmd.COMMAND_NAMES
 
 

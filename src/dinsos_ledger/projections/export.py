@@ -61,9 +61,9 @@ COLUMNS: Final[tuple[Column, ...]] = (
     Column("command_id", "text", "id of the command that caused the event"),
     Column("version", "integer", "the event's number within its subject (1 = registration)"),
     Column("programme", "text", "allocated, disbursed: programme code"),
-    Column("amount", "integer", "allocated, disbursed: whole rupiah"),
+    Column("amount", "integer", "allocated, disbursed, disbursement_confirmed: whole rupiah"),
     Column("period", "text", "allocated: budget month YYYY-MM"),
-    Column("reference", "text", "allocated, disbursed, disbursement_reversed: reference"),
+    Column("reference", "text", "allocated, disbursed, disbursement_*: reference"),
     Column("channel", "text", "disbursed: bank, post, cash or in_kind"),
     Column("reason", "text", "disbursement_reversed, withdrawn, closed, forgotten: reason"),
     Column("outcome", "text", "followed_up: visited, phoned, referred, resolved, not_found"),
@@ -77,6 +77,7 @@ COLUMNS: Final[tuple[Column, ...]] = (
     Column("capacity", "integer", "planned (cohort): seats"),
     Column("starts", "date", "planned, enrolled: first day of the cohort"),
     Column("ends", "date", "planned, enrolled: last day of the cohort"),
+    Column("channel_ref", "text", "disbursement_confirmed: the payment channel's transaction id"),
 )
 
 _NAMES: Final = tuple(column.name for column in COLUMNS)
