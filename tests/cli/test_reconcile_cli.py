@@ -126,7 +126,8 @@ def test_a_statement_confirms_reverses_and_rejects_with_line_numbers(
     assert rejects[3]["message"] == (
         "missing column 'amount'; missing column 'status'; missing column 'date'"
     )
-    assert "Rahmat" not in out.read_text() and "Siti" not in out.read_text()
+    assert "Rahmat" not in out.read_text()
+    assert "Siti" not in out.read_text()
     with Ledger(target) as ledger:
         hh1 = ledger.get("HH-1")
         assert hh1.payments["D-1"].confirmed_on.isoformat() == "2025-01-12"

@@ -8,6 +8,7 @@ a rebuild from the first event gives the same findings as the incremental catch-
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -321,7 +322,8 @@ def test_the_wita_date_of_a_recorded_time_is_eight_hours_ahead_of_utc() -> None:
 
 
 def test_findings_of_a_rebuilt_ledger_equal_the_incremental_ones(
-    backend: str, fresh: Callable[[], Any]
+    backend: str,
+    fresh: Callable[[], Any],  # noqa: F811 - the fixture imported above
 ) -> None:
     """Whatever the commands and however the catch-up is paged, a rebuild agrees."""
     examples = 25 if backend == "sqlite" else 8
@@ -335,7 +337,7 @@ def test_findings_of_a_rebuilt_ledger_equal_the_incremental_ones(
     def agree(commands: list[dict[str, Any]], cuts: list[int], days: list[int]) -> None:
         with fresh() as ledger:
             bounds = sorted({min(c, len(commands)) for c in cuts} | {0, len(commands)})
-            for start, stop in zip(bounds, bounds[1:], strict=False):
+            for start, stop in itertools.pairwise(bounds):
                 ledger.apply_batch(commands[start:stop])
                 ledger.projections.catch_up()
             dates = [None, *(DEFAULT_POOLS.start + dt.timedelta(days=n) for n in days)]
