@@ -215,7 +215,11 @@ class FindingsProjection(Projection):
                 )
         timestamp = state.get("timestamp")
         on = state.get("on")
-        if timestamp is None or on is None:
+        if not isinstance(timestamp, str) or on is None:
+            return
+        # The WITA date is never earlier than the UTC date the timestamp starts with, so
+        # comparing ISO text settles almost every event without parsing a timestamp.
+        if on <= timestamp[:10]:
             return
         recorded = recorded_day(timestamp)
         if dt.date.fromisoformat(on) > recorded:
