@@ -999,3 +999,30 @@ def test_a_confirmation_changes_no_balance_and_is_no_contact(ledger: Ledger) -> 
     assert ledger.projections.balances() == before
     assert [t.last_contact_on for t in ledger.projections.continuity()] == contacts
     assert ledger.get("HH-1").payments["D-1"].confirmed_on.isoformat() == "2025-03-01"
+
+
+def test_the_typed_api_confirms_and_raises_the_rules_error(memory_ledger: Ledger) -> None:
+    """Ledger.confirm is a typed method like the others; a refusal raises its error class."""
+    for item in scenario(PAID):
+        memory_ledger.execute(item)
+    with pytest.raises(errors.AmountMismatch, match="500000"):
+        memory_ledger.confirm(
+            ref="HH-1", on="2025-01-29", actor="a", reference="D-1", amount=1, channel_ref="B-1"
+        )
+    outcome = memory_ledger.confirm(
+        ref="HH-1", on="2025-01-29", actor="a", reference="D-1", amount=500_000, channel_ref="B-1"
+    )
+    assert outcome.accepted
+    with pytest.raises(errors.AlreadyConfirmed):
+        memory_ledger.confirm(
+            ref="HH-1", on="2025-01-30", actor="a", reference="D-1", amount=500_000, channel_ref="B"
+        )
+
+
+def test_a_snapshot_taken_before_confirmations_existed_still_loads() -> None:
+    """A stored payment without ``confirmed_on`` reads as not confirmed."""
+    from dinsos_ledger.aggregates.base import Payment
+    from dinsos_ledger.codec import converter
+
+    old = {"programme": "PKH", "amount": 5, "on": "2025-01-02", "reversed_on": None}
+    assert converter.structure(old, Payment).confirmed_on is None
