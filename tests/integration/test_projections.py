@@ -51,7 +51,8 @@ BUILTIN_TABLES = (
     ContactsProjection.table,
     # Reconciliation and findings.
     "proj_payments",
-    "proj_activity",
+    "proj_closures",
+    "proj_not_found",
     "proj_future",
     "proj_shared",
 )

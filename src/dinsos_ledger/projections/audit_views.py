@@ -3,11 +3,12 @@
 - :class:`PaymentsProjection` (``proj_payments``): every ``bank`` and ``post``
   disbursement with its ``on``, the reversal's ``on`` once reversed and the confirmation's
   ``on`` (and the channel's transaction id) once the channel confirmed it;
-- :class:`FindingsProjection` keeps the facts only findings need:
-  ``proj_activity`` (the business date of every event of a household or veteran other than
-  its registration, close, reversals, confirmations and erasure), ``proj_future`` (events
-  whose ``on`` is later than the WITA date they were recorded) and ``proj_shared`` (pairs of
-  subjects whose NIK or family-card number are equal, found through the keyed index).
+- :class:`FindingsProjection` keeps the facts only findings need: ``proj_closures`` (each
+  close, with the earliest business date of the subject's activity after it, if any),
+  ``proj_not_found`` (follow-ups that found nobody: the one activity no built-in table
+  keeps), ``proj_future`` (events whose ``on`` is later than the WITA date they were
+  recorded) and ``proj_shared`` (pairs of subjects whose NIK or family-card number are
+  equal, found through the keyed index).
 
 Both store facts with their business dates; :func:`findings` and :func:`reconciliation`
 answer any as-of date by a query and the pure ``check_*`` functions of
@@ -42,7 +43,7 @@ from dinsos_ledger.findings import (
     recorded_day,
     sort_findings,
 )
-from dinsos_ledger.projections.builtin import MoneyProjection
+from dinsos_ledger.projections.builtin import ContactsProjection, MoneyProjection
 from dinsos_ledger.projections.engine import (
     Projection,
     RawEvent,
@@ -69,7 +70,7 @@ _PEOPLE: Final = frozenset({"household", "veteran"})
 _CHANNELS: Final = frozenset({"bank", "post"})
 # Events of a person that do not count as activity after its close (SPEC section 8); its
 # registration and the close itself can never be dated after the close.
-_NOT_ACTIVITY: Final = frozenset({"created", "closed", "reversed", "confirmed", "forgotten"})
+_NOT_FOUND: Final = "not_found"
 _SHARED_CODES: Final = {"nik": "shared_nik", "family_card": "shared_family_card"}
 _SUBJECTS: Final = "proj_subjects"
 _IN_CHUNK: Final = 400
@@ -151,9 +152,15 @@ class PaymentsProjection(Projection):
 
 
 class FindingsProjection(Projection):
-    """Tables ``proj_activity``, ``proj_future`` and ``proj_shared`` (see the module).
+    """Tables ``proj_closures``, ``proj_not_found``, ``proj_future``, ``proj_shared``.
 
-    ``proj_activity``: ``position`` (primary key), ``ref``, ``on_date``.
+    ``proj_closures``: ``ref`` (primary key), ``closed_on`` and ``first_after``: the earliest
+    ``on`` of the household's or veteran's own activity dated after the close. Activity is
+    every event but its registration, the close, reversals, confirmations and erasure; a
+    subject accepts none of it once closed, so everything that counts is recorded before the
+    close, and is found then in ``proj_money`` (allocations, payments), ``proj_contacts``
+    (its own contacts, not its enrolments') and ``proj_not_found`` (``position``, ``ref``,
+    ``on_date`` of each follow-up that found nobody).
     ``proj_future``: ``position`` (primary key), ``ref``, ``kind``, ``event`` (its type,
     e.g. ``disbursed``), ``on_date``, ``recorded_on`` (WITA date) and ``programme``.
     ``proj_shared``: ``ref``, ``code`` (``shared_nik`` or ``shared_family_card``) and
@@ -162,17 +169,27 @@ class FindingsProjection(Projection):
     """
 
     name: ClassVar[str] = "findings"
-    tables: ClassVar[tuple[str, ...]] = ("proj_activity", "proj_future", "proj_shared")
+    tables: ClassVar[tuple[str, ...]] = (
+        "proj_closures",
+        "proj_not_found",
+        "proj_future",
+        "proj_shared",
+    )
     raw: ClassVar[bool] = True
 
     def create_tables(self, writer: Writer) -> None:
-        """Create the three tables and their indexes."""
+        """Create the four tables and their indexes."""
         writer.create_table(
-            "proj_activity",
+            "proj_closures",
+            {"ref": "key not null", "closed_on": "date not null", "first_after": "date"},
+            primary_key=("ref",),
+        )
+        writer.create_table(
+            "proj_not_found",
             {"position": "integer not null", "ref": "key not null", "on_date": "date not null"},
             primary_key=("position",),
         )
-        writer.create_index("proj_activity", ("ref", "on_date"))
+        writer.create_index("proj_not_found", ("ref", "on_date"))
         writer.create_table(
             "proj_future",
             {
@@ -209,10 +226,12 @@ class FindingsProjection(Projection):
             ref, kind = info.ref, info.kind
             if role == "forgotten":
                 writer.page.setdefault("forgotten", []).append(ref)
-            if kind in _PEOPLE and role not in _NOT_ACTIVITY:
+            elif kind in _PEOPLE and role == "followed_up" and state["outcome"] == _NOT_FOUND:
                 writer.insert(
-                    "proj_activity", {"position": position, "ref": ref, "on_date": state["on"]}
+                    "proj_not_found", {"position": position, "ref": ref, "on_date": state["on"]}
                 )
+            elif kind in _PEOPLE and role == "closed":
+                self._closure(writer, ref, dt.date.fromisoformat(state["on"]))
         timestamp = state.get("timestamp")
         on = state.get("on")
         if not isinstance(timestamp, str) or on is None:
@@ -224,6 +243,24 @@ class FindingsProjection(Projection):
         recorded = recorded_day(timestamp)
         if dt.date.fromisoformat(on) > recorded:
             self._future(writer, position, event, ref, kind or "", recorded)
+
+    @staticmethod
+    def _closure(writer: Writer, ref: str, closed_on: dt.date) -> None:
+        # One query per close (closes are rare): the built-in tables already hold every
+        # event of the page, and none of a closed subject's later events adds a row there.
+        rows = writer.query(
+            "SELECT MIN(d) FROM ("
+            f"SELECT on_date AS d FROM {MoneyProjection.table} WHERE ref = ? AND on_date > ? "
+            f"UNION ALL SELECT on_date FROM {ContactsProjection.table} "
+            "WHERE ref = ? AND via IS NULL AND on_date > ? "
+            "UNION ALL SELECT on_date FROM proj_not_found WHERE ref = ? AND on_date > ?"
+            ") AS later",
+            (ref, closed_on, ref, closed_on, ref, closed_on),
+        )
+        first_after = rows[0][0] if rows else None
+        writer.insert(
+            "proj_closures", {"ref": ref, "closed_on": closed_on, "first_after": first_after}
+        )
 
     def _future(
         self,
@@ -343,11 +380,10 @@ def _negative_balances(reader: Reader, until: dt.date) -> Iterator[Finding]:
 
 def _activity_after_close(reader: Reader, until: dt.date) -> Iterator[Finding]:
     rows = reader.all(
-        "SELECT s.ref, s.kind, s.closed_on, MIN(a.on_date) "
-        f"FROM {_SUBJECTS} s JOIN proj_activity a ON a.ref = s.ref "
-        "WHERE s.closed_on IS NOT NULL AND s.closed_on <= ? "
-        f"AND a.on_date > s.closed_on AND a.on_date <= ? {_registered_by(until)} "
-        "GROUP BY s.ref, s.kind, s.closed_on",
+        "SELECT s.ref, s.kind, c.closed_on, c.first_after "
+        f"FROM proj_closures c JOIN {_SUBJECTS} s ON s.ref = c.ref "
+        "WHERE c.closed_on <= ? AND c.first_after IS NOT NULL AND c.first_after <= ? "
+        f"{_registered_by(until)}",
         _params(until, until, until),
     )
     for ref, kind, closed_on, first_after in rows:
