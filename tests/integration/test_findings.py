@@ -346,3 +346,33 @@ def test_findings_of_a_rebuilt_ledger_equal_the_incremental_ones(
             assert [ledger.projections.findings(d) for d in dates] == incremental
 
     agree()
+
+
+@given(commands=command_lists(DEFAULT_POOLS, min_size=5, max_size=40, mutate="never"))
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_confirmations_never_change_balances_or_timelines(commands: list[dict[str, Any]]) -> None:
+    """The same commands with and without their confirms give the same balances and timelines."""
+    mixed: list[dict[str, Any]] = []
+    for n, command in enumerate(commands):
+        mixed.append(command)
+        if command.get("command") == "disburse":
+            # Confirmed right after it is made, with its own amount: mostly accepted.
+            mixed.append(
+                {
+                    "id": f"k-{n}",
+                    "command": "confirm",
+                    "ref": command["ref"],
+                    "on": command["on"],
+                    "actor": "rekon",
+                    "reference": command["reference"],
+                    "amount": command["amount"],
+                    "channel_ref": f"B-{n}",
+                }
+            )
+    with Ledger(":memory:") as plain, Ledger(":memory:") as confirmed:
+        plain.apply_batch(commands)
+        confirmed.apply_batch(mixed)
+        day = DEFAULT_POOLS.start + dt.timedelta(days=90)
+        assert plain.projections.balances() == confirmed.projections.balances()
+        assert plain.projections.balances(day) == confirmed.projections.balances(day)
+        assert plain.projections.continuity(day) == confirmed.projections.continuity(day)
