@@ -141,6 +141,15 @@ def _row_command(
     return shown_id, body
 
 
+def _delimiter(text: str) -> str:
+    """The cell separator: ``;`` when the header uses semicolons only, else ``,``.
+
+    A spreadsheet in an Indonesian locale writes ``;``, the comma being its decimal mark.
+    """
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    return ";" if ";" in header and "," not in header else ","
+
+
 def statement_commands(
     text: str, channel: str, actor: str
 ) -> Iterator[tuple[int, str | None, dict[str, Any] | InvalidCommand]]:
@@ -151,7 +160,7 @@ def statement_commands(
     if channel not in CHANNELS:
         msg = f"'channel' must be one of {', '.join(CHANNELS)} (got {_shown(channel)})"
         raise StatementError(msg)
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
     header: list[str] | None = None
     last = 0
     try:

@@ -261,3 +261,15 @@ def test_a_statement_applied_twice_changes_nothing(tmp_path: Path) -> None:
             assert ledger.projections.balances() == balances
 
     twice()
+
+
+def test_a_statement_saved_with_semicolons_is_read_the_same(tmp_path: Path, target: str) -> None:
+    """Spreadsheets in an Indonesian locale separate cells with ';': the header shows it."""
+    loaded(tmp_path, target)
+    path = tmp_path / "pos.csv"
+    path.write_text(
+        "channel_ref;reference;ref;amount;status;date\nPOS-1;D-1;HH-1;300000;credited;2025-01-12\n",
+        encoding="utf-8",
+    )
+    result = cli(target, "reconcile", path, "--channel", "post", "--actor", "rekon", "--json")
+    assert (result.exit_code, json.loads(result.stdout)["accepted"]) == (0, 1)
