@@ -10,6 +10,7 @@ from dinsos_ledger.cli import (
     audit_findings_verbs,
     audit_verbs,
     demo_verbs,
+    key_verbs,
     ledger_verbs,
     projection_verbs,
 )
@@ -21,4 +22,5 @@ ledger_verbs.register(main)
 audit_verbs.register(main)
 demo_verbs.register(main)
 projection_verbs.register(main)
+key_verbs.register(main)
 audit_findings_verbs.register(main)

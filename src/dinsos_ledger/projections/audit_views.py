@@ -43,6 +43,7 @@ from dinsos_ledger.findings import (
     recorded_day,
     sort_findings,
 )
+from dinsos_ledger.persistence.common import INDEX_TABLE
 from dinsos_ledger.projections.builtin import ContactsProjection, MoneyProjection
 from dinsos_ledger.projections.engine import (
     Projection,
@@ -55,7 +56,6 @@ from dinsos_ledger.projections.engine import (
     event_role,
     send_deferred,
 )
-from dinsos_ledger.storage import INDEX_TABLE
 
 __all__ = [
     "FindingsProjection",
