@@ -12,6 +12,7 @@ from dinsos_ledger.cli import (
     demo_verbs,
     key_verbs,
     ledger_verbs,
+    programme_verbs,
     projection_verbs,
 )
 from dinsos_ledger.cli.base import main
@@ -24,3 +25,4 @@ demo_verbs.register(main)
 projection_verbs.register(main)
 key_verbs.register(main)
 audit_findings_verbs.register(main)
+programme_verbs.register(main)
