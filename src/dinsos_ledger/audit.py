@@ -23,12 +23,13 @@ import base64
 import binascii
 import datetime as dt
 import functools
+import hmac
 import json
 import os
 import re
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final, Literal, ParamSpec, TypeVar, cast
 
@@ -50,11 +51,12 @@ from dinsos_ledger.application import Ledger
 from dinsos_ledger.codec import converter, event_fields
 from dinsos_ledger.commands import PII_FIELDS
 from dinsos_ledger.errors import LedgerError, StorageError
-from dinsos_ledger.storage import LedgerPostgresRecorder, LedgerSQLiteRecorder, Target
+from dinsos_ledger.storage import LedgerPostgresRecorder, LedgerSQLiteRecorder
 from dinsos_ledger.types import Sealed
 
 __all__ = [
     "SIGNING_KEY_ENV",
+    "TRUSTED_KEYS_ENV",
     "AuditFinding",
     "ChainBroken",
     "VerifyReport",
@@ -68,6 +70,7 @@ __all__ = [
     "make_checkpoint",
     "parse_public_key",
     "parse_timestamp",
+    "read_trusted_keys",
     "signing_key_path",
     "verify",
     "write_checkpoint_file",
@@ -75,6 +78,8 @@ __all__ = [
 
 #: The environment variable naming the checkpoint signing key file (PEM, PKCS#8 Ed25519).
 SIGNING_KEY_ENV: Final = "DINSOS_LEDGER_SIGNING_KEY"
+#: The environment variable naming a file of trusted checkpoint public keys.
+TRUSTED_KEYS_ENV: Final = "DINSOS_LEDGER_TRUSTED_KEYS"
 
 FindingKind = Literal[
     "altered", "removed", "inserted", "reordered", "truncated", "checkpoint", "snapshot"
@@ -618,20 +623,17 @@ def ledger_id(ledger: Ledger, *, create: bool = False) -> str | None:
 # ------------------------------------------------------------------ checkpoints
 
 
-def signing_key_path(target: Target, key: str | os.PathLike[str] | None = None) -> Path | None:
-    """Where the checkpoint signing key of ``target`` is kept, or None if nowhere is known.
+def signing_key_path(key: str | os.PathLike[str] | None = None) -> Path | None:
+    """Where the signing key is: ``key`` (``--key``), else ``$DINSOS_LEDGER_SIGNING_KEY``.
 
-    In order: ``key`` (``--key``), ``$DINSOS_LEDGER_SIGNING_KEY``, and for a SQLite file
-    ``TARGET.signing-key.pem`` beside it. A PostgreSQL or in-memory ledger has no default.
+    None when neither is given.
+    There is deliberately no default beside the ledger: whoever can rewrite the database
+    could then re-sign it, and a checkpoint would prove nothing (see docs/threat-model.md).
     """
     if key is not None:
         return Path(key)
     configured = os.environ.get(SIGNING_KEY_ENV)
-    if configured:
-        return Path(configured)
-    if target.kind == "sqlite" and target.path is not None:
-        return Path(target.path + ".signing-key.pem")
-    return None
+    return Path(configured) if configured else None
 
 
 @_reading
@@ -687,17 +689,57 @@ def parse_public_key(text: str) -> bytes:
     return raw
 
 
-def load_checkpoint(
-    data: Mapping[str, object], public_key: bytes | None = None
-) -> chain.Checkpoint:
-    """Return the checkpoint in ``data`` (a decoded checkpoint file) once its signature holds.
+def read_trusted_keys(text: str, *, source: str = "trusted keys") -> frozenset[bytes]:
+    """The Ed25519 public keys listed in a trusted-keys file (``$DINSOS_LEDGER_TRUSTED_KEYS``).
 
-    With ``public_key`` (32 raw bytes, see :func:`parse_public_key`) it must also have
-    been signed by that key: without it, the signature only shows that the file was not
-    changed after signing by whoever holds the key named inside it. Raises
-    :class:`~dinsos_ledger.chain.CheckpointError` otherwise.
+    One key per line, base64 as in a checkpoint's ``public_key``, optionally followed by
+    spaces and a comment (who holds it); blank lines and lines starting with ``#`` are
+    ignored. Raises :class:`ValueError` naming the line of anything else.
     """
-    return chain.read_checkpoint(data, expected_public_key=public_key)
+    keys: set[bytes] = set()
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        try:
+            keys.add(parse_public_key(stripped.split()[0]))
+        except ValueError as e:
+            msg = f"{source}, line {number}: {e}"
+            raise ValueError(msg) from None
+    return frozenset(keys)
+
+
+def load_checkpoint(
+    data: Mapping[str, object],
+    public_key: bytes | None = None,
+    trusted: Collection[bytes] = (),
+) -> chain.Checkpoint:
+    """Return the checkpoint in ``data`` (a decoded checkpoint file) once it can be trusted.
+
+    Its signature must hold, and its key must be pinned: equal to ``public_key`` (32 raw
+    bytes, see :func:`parse_public_key`) when given, else one of ``trusted`` (see
+    :func:`read_trusted_keys`). A checkpoint signed by a key nobody pinned proves only that
+    someone signed it, which whoever rewrote the database can do too, so it is refused.
+    Raises :class:`~dinsos_ledger.chain.CheckpointError` otherwise.
+    """
+    checkpoint = chain.read_checkpoint(data, expected_public_key=public_key)
+    if public_key is None:
+        signer = str(data["public_key"])
+        raw = base64.b64decode(signer)
+        if not trusted:
+            msg = (
+                f"checkpoint is signed by {signer}, which is not pinned: give --public-key "
+                f"KEY or list the key in the file named by ${TRUSTED_KEYS_ENV} "
+                "(a checkpoint signed by an unknown key proves nothing)"
+            )
+            raise chain.CheckpointError(msg)
+        if not any(hmac.compare_digest(raw, key) for key in trusted):
+            msg = (
+                f"checkpoint is signed by {signer}, which is not among the trusted keys "
+                f"of ${TRUSTED_KEYS_ENV}"
+            )
+            raise chain.CheckpointError(msg)
+    return checkpoint
 
 
 # ------------------------------------------------------------------ point in time, history
