@@ -51,6 +51,7 @@ from dinsos_ledger.application import Ledger
 from dinsos_ledger.codec import converter, event_fields
 from dinsos_ledger.commands import PII_FIELDS
 from dinsos_ledger.errors import LedgerError, StorageError
+from dinsos_ledger.projections.verification import ProjectionDifference, check_projections
 from dinsos_ledger.storage import LedgerPostgresRecorder, LedgerSQLiteRecorder
 from dinsos_ledger.types import Sealed
 
@@ -82,7 +83,14 @@ SIGNING_KEY_ENV: Final = "DINSOS_LEDGER_SIGNING_KEY"
 TRUSTED_KEYS_ENV: Final = "DINSOS_LEDGER_TRUSTED_KEYS"
 
 FindingKind = Literal[
-    "altered", "removed", "inserted", "reordered", "truncated", "checkpoint", "snapshot"
+    "altered",
+    "removed",
+    "inserted",
+    "reordered",
+    "truncated",
+    "checkpoint",
+    "snapshot",
+    "projection",
 ]
 
 _META_TABLE: Final = "dinsos_meta"
@@ -151,10 +159,16 @@ class AuditFinding:
     subject_kind: str | None = None
     version: int | None = None
     event: str | None = None
+    projection: ProjectionDifference | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The finding as a JSON object."""
-        return {
+        """The finding as a JSON object.
+
+        A ``projection`` finding also has ``projection`` (its name), ``table``, ``row``
+        (the row's key, column → value; ``{}`` for the table itself) and ``column`` (the
+        first that differs, ``null`` for a missing or extra row).
+        """
+        found: dict[str, Any] = {
             "kind": self.kind,
             "position": self.position,
             "ref": self.ref,
@@ -163,9 +177,23 @@ class AuditFinding:
             "event": self.event,
             "message": self.message,
         }
+        if self.projection is not None:
+            found["projection"] = self.projection.projection
+            found["table"] = self.projection.table
+            found["row"] = {name: _json_value(v) for name, v in self.projection.key.items()}
+            found["column"] = self.projection.column
+        return found
 
     def describe(self) -> str:
         """One line for people: ``altered at position 5 (KT-HH-0001, household, …): …``."""
+        if self.projection is not None:
+            difference = self.projection
+            about = [f"table {difference.table}"]
+            if difference.key:
+                about.append(difference.key_text())
+            if difference.column is not None:
+                about.append(f"column {difference.column}")
+            return f"projection {difference.projection} ({', '.join(about)}): {self.message}"
         where = self.kind if self.position is None else f"{self.kind} at position {self.position}"
         about = [
             part
@@ -229,7 +257,10 @@ def verify(ledger: Ledger, *, checkpoint: chain.Checkpoint | None = None) -> Ver
     is found. A checkpoint of another ledger is a ``checkpoint`` finding, reported after
     any finding of the chain itself. Once the events hold, every stored snapshot is
     compared with the state its subject's events give (:func:`check_snapshots`), because
-    the ledger loads subjects from their snapshots.
+    the ledger loads subjects from their snapshots; then every stored projection row with
+    the one the events give (a ``projection`` finding, see
+    :func:`dinsos_ledger.projections.verification.check_projections`), because balances,
+    timelines and reports print what the projections hold.
     """
     recorder = ledger.recorder
     identity = ledger_id(ledger)
@@ -264,7 +295,7 @@ def verify(ledger: Ledger, *, checkpoint: chain.Checkpoint | None = None) -> Ver
             message=f"the checkpoint is of ledger {theirs}, but this ledger {ours}",
         )
     else:
-        finding = check_snapshots(ledger)
+        finding = check_snapshots(ledger) or _projection_finding(ledger)
     return VerifyReport(
         ok=finding is None,
         events=result.events,
@@ -273,6 +304,24 @@ def verify(ledger: Ledger, *, checkpoint: chain.Checkpoint | None = None) -> Ver
         ledger=identity,
         checkpoint=checkpoint,
         finding=finding,
+    )
+
+
+def _json_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
+def _projection_finding(ledger: Ledger) -> AuditFinding | None:
+    """The first stored projection row that differs from its recomputation, as a finding."""
+    difference = check_projections(ledger)
+    if difference is None:
+        return None
+    return AuditFinding(
+        kind="projection",
+        position=None,
+        message=difference.message,
+        ref=difference.ref,
+        projection=difference,
     )
 
 

@@ -338,7 +338,7 @@ def _read_elsewhere(
         with contextlib.suppress(BrokenPipeError), reader.stdin as config:
             subkey = digest_key(ledger.master_key, BODY_DIGEST_PURPOSE)
             settings = {
-                "paths": [os.path.abspath(path) for path in paths],
+                "paths": [str(Path(path).resolve()) for path in paths],
                 "subkey": base64.b64encode(subkey).decode("ascii"),
                 "batch_size": batch_size,
             }
