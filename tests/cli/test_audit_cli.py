@@ -326,6 +326,59 @@ def test_checkpoint_never_creates_a_missing_key_file(
     del target
 
 
+def test_import_writes_a_checkpoint_after_each_import(
+    run: Run, target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`import --checkpoint OUT --key FILE` signs the head once the import is recorded."""
+    monkeypatch.delenv("DINSOS_LEDGER_SIGNING_KEY", raising=False)
+    key, _ = signing_key(tmp_path)
+    first = tmp_path / "cp-1.json"
+    result = run("import", str(FIELD_OFFICE), "--checkpoint", str(first), "--key", str(key))
+    assert result.exit_code == 1  # the field-office file has rejects; the import is recorded
+    assert json.loads(first.read_text())["events"] == len(stored(target))
+    assert verify_against(run, first, tmp_path).exit_code == 0
+    more = tmp_path / "more.jsonl"
+    more.write_text(
+        json.dumps(
+            {
+                "id": "more-1",
+                "command": "follow_up",
+                "ref": "KT-HH-0001",
+                "on": "2025-06-01",
+                "actor": "petugas",
+                "outcome": "visited",
+            }
+        )
+        + "\n"
+    )
+    second = tmp_path / "cp-2.json"
+    env = {"DINSOS_LEDGER_SIGNING_KEY": str(key)}
+    assert run("import", str(more), "--checkpoint", str(second), env=env).exit_code == 0
+    assert json.loads(second.read_text())["events"] == len(stored(target))
+    for path in (first, second):
+        assert verify_against(run, path, tmp_path).exit_code == 0
+
+
+def test_import_with_a_checkpoint_but_no_key_records_nothing(
+    run: Run, target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A missing key or a taken checkpoint name is exit 2 before a single line is applied."""
+    monkeypatch.delenv("DINSOS_LEDGER_SIGNING_KEY", raising=False)
+    out = tmp_path / "cp.json"
+    no_key = run("import", str(FIELD_OFFICE), "--checkpoint", str(out))
+    assert no_key.exit_code == 2
+    assert "a checkpoint needs a signing key kept away from the ledger" in no_key.stderr
+    key, _ = signing_key(tmp_path)
+    out.write_text("{}")
+    taken = run("import", str(FIELD_OFFICE), "--checkpoint", str(out), "--key", str(key))
+    assert taken.exit_code == 2
+    assert f"{out} exists" in taken.stderr
+    assert run("import", str(FIELD_OFFICE), "--key", str(key)).exit_code == 2
+    assert "Traceback" not in no_key.output + taken.output
+    if not target.startswith("postgresql://"):
+        assert not Path(target).exists() or not stored(target)
+
+
 def test_a_broken_chain_is_not_checkpointed(loaded: Run, target: str, tmp_path: Path) -> None:
     """Signing a tampered head would launder it: exit 1, no file written."""
     position = position_of(target, "KT-HH-0001", 5)
