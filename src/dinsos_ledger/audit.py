@@ -62,6 +62,7 @@ __all__ = [
     "ChainBroken",
     "VerifyReport",
     "check_snapshots",
+    "count_problem",
     "event_type",
     "forget_command",
     "history",
@@ -304,6 +305,42 @@ def verify(ledger: Ledger, *, checkpoint: chain.Checkpoint | None = None) -> Ver
         ledger=identity,
         checkpoint=checkpoint,
         finding=finding,
+    )
+
+
+@_reading
+def count_problem(ledger: Ledger) -> str | None:
+    """A quick look for rows removed or added behind the ledger's back, before a verb reads.
+
+    The ledger writes one chain link per event in the same transaction, so the two tables
+    always hold as many rows, up to the same last position. Counting them costs one pass
+    inside the database (no row reaches Python); it catches an event deleted, or inserted,
+    by hand, which :func:`verify` then locates. None when they agree.
+    """
+    recorder = ledger.recorder
+    if isinstance(recorder, LedgerPostgresRecorder):
+        query = SQL(
+            "SELECT (SELECT COUNT(*) FROM {0}) AS events, (SELECT COUNT(*) FROM {1}) AS links"
+        ).format(recorder.events_table, recorder.chain_table)
+        with recorder.datastore.transaction(commit=False) as curs:
+            curs.execute(query)
+            found = curs.fetchone()
+            events, links = (0, 0) if found is None else (found["events"], found["links"])
+    else:
+        assert isinstance(recorder, LedgerSQLiteRecorder)
+        with recorder.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT (SELECT COUNT(*) FROM {recorder.events_table_name}), "
+                "(SELECT COUNT(*) FROM dinsos_chain)"
+            )
+            events, links = c.fetchone()
+    if events == links:
+        return None
+    what = "removed" if events < links else "inserted"
+    return (
+        f"the ledger at {ledger.target.display} holds {events} events but {links} chain "
+        f"links: events were {what} outside the ledger; run `dinsos-ledger verify` to "
+        "locate the first"
     )
 
 

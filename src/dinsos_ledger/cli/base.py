@@ -6,15 +6,21 @@ import datetime as dt
 import functools
 import json
 import re
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
 import click
+import psycopg
+from eventsourcing.domain import EventSourcingError
 
 from dinsos_ledger.application import Ledger
+from dinsos_ledger.audit import count_problem
+from dinsos_ledger.cli.stores import damaged_message, store_problem
 from dinsos_ledger.errors import LedgerError, StorageError
+from dinsos_ledger.storage import parse_target
 
 __all__ = ["State", "echo_json", "fail", "main", "open_ledger", "pass_state"]
 
@@ -55,14 +61,44 @@ def fail(message: str, code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
+def _verifying() -> bool:
+    """True inside ``verify``, which reports a damaged store as a finding (exit 1)."""
+    context = click.get_current_context(silent=True)
+    return context is not None and context.info_name == "verify"
+
+
+def _damaged_code() -> int:
+    """Exit status for a damaged or foreign store: 1 for ``verify`` (it found it), else 2."""
+    return 1 if _verifying() else 2
+
+
 @contextmanager
 def open_ledger(state: State) -> Iterator[Ledger]:
-    """Open the ledger named by ``--db``; storage problems exit 2 with a clear message."""
+    """Open the ledger named by ``--db``; storage problems exit 2 with a clear message.
+
+    A target that is not a ledger store at all (a text file, a damaged or foreign
+    database) is refused before anything is opened or created in it.
+    """
+    try:
+        problem = store_problem(parse_target(state.db))
+    except LedgerError as e:
+        fail(e.message)
+    if problem is not None:
+        fail(problem, _damaged_code())
     try:
         ledger = Ledger(state.db)
     except LedgerError as e:
         fail(e.message)
         raise AssertionError from e  # pragma: no cover
+    if not _verifying():  # verify locates the problem itself
+        try:
+            counted = count_problem(ledger)
+        except StorageError as e:
+            ledger.disconnect()
+            fail(e.message)
+        if counted is not None:
+            ledger.disconnect()
+            fail(counted)
     try:
         yield ledger
     except StorageError as e:
@@ -87,6 +123,11 @@ def handles_errors(func: F) -> F:
             fail(e.message, 2)
         except LedgerError as e:
             fail(e.message, 1)
+        except (EventSourcingError, sqlite3.Error, psycopg.Error) as e:
+            # A store damaged or changed behind the ledger's back, met while reading it.
+            state = next((a for a in args if isinstance(a, State)), None)
+            shown = parse_target(state.db if state is not None else None).display
+            fail(damaged_message(shown, e), _damaged_code())
         return None
 
     return wrapper  # type: ignore[return-value]
