@@ -92,6 +92,7 @@ FindingKind = Literal[
     "checkpoint",
     "snapshot",
     "projection",
+    "damaged",
 ]
 
 _META_TABLE: Final = "dinsos_meta"
@@ -264,6 +265,17 @@ def verify(ledger: Ledger, *, checkpoint: chain.Checkpoint | None = None) -> Ver
     timelines and reports print what the projections hold.
     """
     recorder = ledger.recorder
+    damaged = _damaged_file(ledger)
+    if damaged is not None:
+        return VerifyReport(
+            ok=False,
+            events=0,
+            head_position=None,
+            head_hash=chain.GENESIS.hex(),
+            ledger=None,
+            checkpoint=checkpoint,
+            finding=damaged,
+        )
     identity = ledger_id(ledger)
     stray = _stray_position(recorder)
     if stray is not None:
@@ -341,6 +353,34 @@ def count_problem(ledger: Ledger) -> str | None:
         f"the ledger at {ledger.target.display} holds {events} events but {links} chain "
         f"links: events were {what} outside the ledger; run `dinsos-ledger verify` to "
         "locate the first"
+    )
+
+
+def _damaged_file(ledger: Ledger) -> AuditFinding | None:
+    """SQLite's own check of the file's structure, as a ``damaged`` finding when it fails.
+
+    A page overwritten on disk may lie where no event is read (an index, a free page) and
+    still break the next write; the chain walk would not see it. PostgreSQL checks its
+    pages itself.
+    """
+    recorder = ledger.recorder
+    if not isinstance(recorder, LedgerSQLiteRecorder):
+        return None
+    try:
+        with recorder.datastore.transaction(commit=False) as c:
+            c.execute("PRAGMA quick_check(5)")
+            problems = [str(row[0]) for row in c.fetchall()]
+    except (PersistenceError, sqlite3.Error) as e:
+        problems = [str(e)]
+    if problems == ["ok"]:
+        return None
+    return AuditFinding(
+        kind="damaged",
+        position=None,
+        message=(
+            f"the SQLite file is damaged ({'; '.join(problems)[:300]}): "
+            "restore it from a backup and verify again"
+        ),
     )
 
 

@@ -199,3 +199,18 @@ def test_no_verb_ends_in_a_traceback_on_a_damaged_store(
         assert _tables(target) == before  # nothing added to another application's database
     else:
         assert "not a SQLite database" in message or "damaged" in message
+
+
+def test_verify_finds_pages_overwritten_where_no_event_is_read(tmp_path: Path) -> None:
+    """A page of the file overwritten on disk is a `damaged` finding, exit 1, not ok."""
+    target = tmp_path / "ledger.sqlite"
+    _import(str(target))
+    data = bytearray(target.read_bytes())
+    page = 4096
+    start = 3 * page  # past the schema pages
+    data[start : start + page] = b"\xff" * page
+    target.write_bytes(bytes(data))
+    result = CliRunner().invoke(main, ["--db", str(target), "verify"])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert "damaged" in result.output
