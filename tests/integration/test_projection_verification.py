@@ -165,6 +165,15 @@ def test_a_tracking_position_moved_past_the_last_event_is_named(loaded: str) -> 
     )
 
 
+def test_a_deleted_tracking_row_leaves_rows_nobody_can_vouch_for(loaded: str) -> None:
+    """Rows kept in a table whose projection lost its tracking position are a finding."""
+    sql(loaded, "DELETE FROM proj_tracking WHERE name = 'money'")
+    code, report = verify_json(loaded)
+    assert code == 1
+    assert (report["finding"]["projection"], report["finding"]["table"]) == ("money", "proj_money")
+    assert "has no position in proj_tracking" in report["finding"]["message"]
+
+
 def test_a_column_added_to_a_projection_table_is_named(loaded: str) -> None:
     """A table whose columns are not the projection's is reported as the table itself."""
     sql(loaded, "ALTER TABLE proj_money ADD COLUMN bonus INTEGER")

@@ -301,6 +301,31 @@ def _behind(
     return groups, None
 
 
+def _untracked_rows(
+    engine: ProjectionEngine, tracked: dict[str, tuple[Any, Any]], stored: Reader
+) -> ProjectionDifference | None:
+    """Rows in the tables of a projection that has no tracking position.
+
+    The next catch-up would start such a projection from the first event on top of those
+    rows (created "if not exists"), and keep them: they can only have been put there by
+    hand, or left by a tracking row deleted by hand.
+    """
+    for projection in engine.projections:
+        if projection.name in tracked:
+            continue
+        for table in projection.tables:
+            if _exists(stored, table) and stored.all(f"SELECT 1 FROM {table} LIMIT 1"):
+                return ProjectionDifference(
+                    projection.name,
+                    table,
+                    {},
+                    None,
+                    f"table {table} holds rows, but projection {projection.name} has no "
+                    f"position in {TRACKING_TABLE}: its rows were not made by the ledger",
+                )
+    return None
+
+
 def check_projections(ledger: Any) -> ProjectionDifference | None:
     """The first stored projection row that differs from the one the events give, if any.
 
@@ -312,9 +337,10 @@ def check_projections(ledger: Any) -> ProjectionDifference | None:
     engine: ProjectionEngine = ledger.projections.engine
     with ExitStack() as stack:
         stored = stack.enter_context(engine.reading())
-        tracked = _tracking(stored)
-        if tracked is None:
-            return None  # nothing was ever projected: nothing can be printed
+        tracked = _tracking(stored) or {}
+        untracked = _untracked_rows(engine, tracked, stored)
+        if untracked is not None:
+            return untracked
         head = int(ledger.recorder.max_notification_id() or 0)
         groups, difference = _behind(engine, tracked, head)
         if difference is not None or not groups:
