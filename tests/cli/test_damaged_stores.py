@@ -9,6 +9,7 @@ deleted by hand. Each gives one clear message and exit 2 (``verify``: exit 1, na
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
@@ -195,10 +196,10 @@ def test_no_verb_ends_in_a_traceback_on_a_damaged_store(
             result.output
         )  # named, and verify locates it
     elif foreign:
-        assert "not a dinsos-ledger database" in message
+        assert "not a dinsos-ledger database" in result.output
         assert _tables(target) == before  # nothing added to another application's database
     else:
-        assert "not a SQLite database" in message or "damaged" in message
+        assert "not a SQLite database" in result.output or "damaged" in result.output
 
 
 def test_verify_finds_pages_overwritten_where_no_event_is_read(tmp_path: Path) -> None:
@@ -214,3 +215,14 @@ def test_verify_finds_pages_overwritten_where_no_event_is_read(tmp_path: Path) -
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
     assert "damaged" in result.output
+
+
+def test_verify_json_reports_a_foreign_store_as_a_damaged_finding(tmp_path: Path) -> None:
+    """--json gets a report, not only a message: ok false, kind damaged, exit 1."""
+    target = foreign_sqlite(tmp_path)
+    result = CliRunner().invoke(main, ["--db", target, "verify", "--json"])
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["ok"] is False
+    assert report["finding"]["kind"] == "damaged"
+    assert "not a dinsos-ledger database" in report["finding"]["message"]

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -21,7 +21,9 @@ from dinsos_ledger.chain import (
     public_key_text,
 )
 from dinsos_ledger.cli.base import State, echo_json, fail, handles_errors, open_ledger, pass_state
+from dinsos_ledger.cli.stores import store_problem
 from dinsos_ledger.privacy import KeyFileError
+from dinsos_ledger.storage import parse_target
 
 __all__ = ["register", "signing_key", "write_checkpoint"]
 
@@ -118,6 +120,10 @@ def verify(
             checkpoint = audit.load_checkpoint(data, pinned, trusted)
         except CheckpointError as e:
             _refuse_checkpoint(str(checkpoint_path), e.message, as_json=as_json)
+    problem = store_problem(parse_target(state.db))
+    if problem is not None:
+        # Not a ledger store at all: a finding of its own, in the format asked for.
+        _refuse(audit.AuditFinding(kind="damaged", position=None, message=problem), as_json)
     with open_ledger(state) as ledger:
         report = audit.verify(ledger, checkpoint=checkpoint)
     if as_json:
@@ -139,6 +145,13 @@ def verify(
 def _refuse_checkpoint(path: str, message: str, *, as_json: bool) -> None:
     """A checkpoint whose signature or key does not hold fails the verification (exit 1)."""
     finding = audit.AuditFinding(kind="checkpoint", position=None, message=message)
+    _refuse(finding, as_json, f"checkpoint {path} cannot be trusted")
+
+
+def _refuse(
+    finding: audit.AuditFinding, as_json: bool, summary: str = "verification failed"
+) -> NoReturn:
+    """Report a finding made before any event was read, and exit 1."""
     if as_json:
         echo_json(
             {
@@ -153,7 +166,7 @@ def _refuse_checkpoint(path: str, message: str, *, as_json: bool) -> None:
         )
         sys.exit(1)
     click.echo(finding.describe())
-    fail(f"checkpoint {path} cannot be trusted", 1)
+    fail(summary, 1)
 
 
 def signing_key(key_path: Path | None) -> Ed25519PrivateKey:
