@@ -7,19 +7,28 @@ from it.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
 import pickle
 import stat
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dinsos_ledger import importer
 from dinsos_ledger.application import Ledger
+from dinsos_ledger.commands import prepare
 from dinsos_ledger.importer import import_files, read_frame
+from dinsos_ledger.privacy import keyed_digest
+
+from tests.strategies import commands, hostile_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 FIELD_OFFICE = ROOT / "tests" / "data" / "field_office.jsonl"
@@ -140,3 +149,55 @@ def test_a_forged_command_from_the_reader_is_validated_again() -> None:
     assert (number, shown, digest) == (7, "x1", "")
     assert getattr(command, "code", None) == "invalid"
     assert "amount" in str(command)
+
+
+Lines = list[tuple[int, Any]]
+
+
+def _through_the_pipe(raw: bytes) -> tuple[Lines, Lines]:
+    """Each line of ``raw`` as the importer receives it from the reader, and as read here."""
+    subkey = bytes(range(32))
+    pipe = io.BytesIO()
+
+    class _Kept(io.BytesIO):
+        def close(self) -> None:  # run_reader closes its end: keep what it wrote
+            pipe.write(self.getvalue())
+
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / "lines.jsonl"
+        source.write_bytes(raw)
+        importer.run_reader(_Kept(), [str(source)], subkey, 3)
+    pipe.seek(0)
+    received: Lines = []
+    while (message := read_frame(pipe)) is not None and message["type"] == "batch":
+        received.extend(importer._received_line(entry) for entry in message["lines"])
+    digest = functools.partial(keyed_digest, subkey)
+    here = [(n, prepare(item, digest)) for n, item in importer.read_commands(io.BytesIO(raw))]
+    return received, here
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lines=st.lists(st.one_of(commands().map(json.dumps), hostile_lines()), min_size=1, max_size=8)
+)
+def test_a_line_received_from_the_reader_is_the_line_read_here(lines: list[str | bytes]) -> None:
+    """Valid or hostile, every line gets the same id, command (or refusal) and digest as in-process."""
+    raw = (
+        b"\n".join(
+            line.encode("utf-8", "surrogatepass") if isinstance(line, str) else line
+            for line in lines
+        )
+        + b"\n"
+    )
+    received, here = _through_the_pipe(raw)
+    assert received  # every drawn line reaches the ledger (none is blank)
+    assert [number for number, _ in received] == [number for number, _ in here]
+    for (_, (shown, command, digest)), (_, (shown_here, command_here, digest_here)) in zip(
+        received, here, strict=True
+    ):
+        assert (shown, digest) == (shown_here, digest_here)
+        if isinstance(command, Exception) or isinstance(command_here, Exception):
+            assert str(command) == str(command_here)
+            assert getattr(command, "code", None) == getattr(command_here, "code", None)
+        else:
+            assert command == command_here
