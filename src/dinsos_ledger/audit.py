@@ -938,9 +938,22 @@ def history(ledger: Ledger, ref: str) -> list[dict[str, Any]]:
     business date ``on``, the ``recorded`` timestamp (UTC), ``actor``, ``command_id``,
     ``note`` and then the event's other fields except personal data, which is left out
     altogether (not even its ciphertext appears). Raises
-    :class:`~dinsos_ledger.errors.UnknownSubject` for an unknown ref.
+    :class:`~dinsos_ledger.errors.UnknownSubject` for an unknown ref, and
+    :class:`~dinsos_ledger.errors.StorageError` when the versions have a gap (an event
+    removed behind the ledger's back).
     """
-    return [history_entry(event) for event in ledger.events_of(ref)]
+    entries = []
+    for expected, event in enumerate(ledger.events_of(ref), start=1):
+        if event.originator_version != expected:
+            # A gap the replay of `show` would refuse too: never list a history with a hole.
+            msg = (
+                f"the events of {ref} skip from version {expected - 1} to "
+                f"{event.originator_version}: an event was removed outside the ledger; "
+                "run `dinsos-ledger verify` to locate it"
+            )
+            raise StorageError(msg)
+        entries.append(history_entry(event))
+    return entries
 
 
 # ------------------------------------------------------------------ erasure

@@ -226,3 +226,28 @@ def test_verify_json_reports_a_foreign_store_as_a_damaged_finding(tmp_path: Path
     assert report["ok"] is False
     assert report["finding"]["kind"] == "damaged"
     assert "not a dinsos-ledger database" in report["finding"]["message"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_history_refuses_a_gap_even_when_the_link_went_too(target: str) -> None:
+    """An event deleted with its chain link keeps the counts equal: history still refuses."""
+    _import(target)
+    oid = subject_id("KT-HH-0001")
+    with contextlib.closing(sqlite3.connect(target)) as conn, conn:
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"):
+            conn.execute(f'DROP TRIGGER "{name}"')
+        (position,) = conn.execute(
+            "SELECT rowid FROM stored_events WHERE originator_version = 2 "
+            "AND originator_id IN (?, ?, ?)",
+            (oid.hex, str(oid), oid.bytes),
+        ).fetchone()
+        conn.execute("DELETE FROM stored_events WHERE rowid = ?", (position,))
+        conn.execute("DELETE FROM dinsos_chain WHERE position = ?", (position,))
+    result = CliRunner().invoke(main, ["--db", target, "history", "KT-HH-0001"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: the events of KT-HH-0001 skip from version 1 to 3: an event was removed "
+        "outside the ledger; run `dinsos-ledger verify` to locate it\n"
+    )
+    verified = CliRunner().invoke(main, ["--db", target, "verify"])
+    assert verified.exit_code == 1
