@@ -271,3 +271,40 @@ def test_any_changed_amount_is_found_at_its_row(loaded: str, data: st.DataObject
             "UPDATE proj_money SET amount = ? WHERE ref = ? AND reference = ?",
             (amount, ref, reference),
         )
+
+
+def test_projections_at_different_positions_are_each_compared_at_their_own(
+    loaded: str, tmp_path: Path
+) -> None:
+    """A plugin's projection left behind by later imports is compared as of its own position."""
+    with Ledger(loaded) as ledger:
+        ledger.projections.register(KindCounts())
+        ledger.projections.catch_up()
+        behind = ledger.projections.positions()["kind_counts"]
+    more = tmp_path / "more.jsonl"
+    more.write_text(
+        json.dumps(
+            {
+                "id": "more-1",
+                "command": "follow_up",
+                "ref": "KT-HH-0001",
+                "on": "2025-06-01",
+                "actor": "petugas",
+                "outcome": "visited",
+            }
+        )
+        + "\n"
+    )
+    assert cli(loaded, "import", str(more)).exit_code == 0  # catches up the built-ins only
+    with Ledger(loaded) as ledger:
+        ledger.projections.register(KindCounts())
+        positions = dict(sql(loaded, "SELECT name, position FROM proj_tracking"))
+        assert positions["kind_counts"] == behind < positions["money"]
+        assert audit.verify(ledger).ok
+    sql(loaded, "UPDATE custom_kind_counts SET events = events + 1 WHERE kind = 'household'")
+    with Ledger(loaded) as ledger:
+        ledger.projections.register(KindCounts())
+        report = audit.verify(ledger)
+    assert report.finding is not None
+    assert report.finding.projection is not None
+    assert report.finding.projection.key == {"kind": "household"}

@@ -106,8 +106,6 @@ class _ShadowRecorder:
         self, start: int | None, limit: int, stop: int | None = None, *args: Any, **kwargs: Any
     ) -> Sequence[Any]:
         stop = self.stop if stop is None else min(stop, self.stop)
-        if start is not None and start >= stop:
-            return []
         return list(self._recorder.select_notifications(start, limit, stop, *args, **kwargs))
 
     def max_notification_id(self) -> int:
