@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
 import click
-import psycopg
 from eventsourcing.domain import EventSourcingError
 
 from dinsos_ledger.application import Ledger
@@ -112,6 +111,18 @@ def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, indent=None, separators=(",", ":")))
 
 
+def _store_errors() -> tuple[type[Exception], ...]:
+    """Errors of the store and of replaying what it holds.
+
+    psycopg's only once it is loaded: a SQLite ledger need not have it installed.
+    """
+    errors: list[type[Exception]] = [EventSourcingError, sqlite3.Error]
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None:
+        errors.append(psycopg.Error)
+    return tuple(errors)
+
+
 def handles_errors(func: F) -> F:
     """Turn a refusal into exit 1 and a storage problem into exit 2, never a traceback."""
 
@@ -123,7 +134,9 @@ def handles_errors(func: F) -> F:
             fail(e.message, 2)
         except LedgerError as e:
             fail(e.message, 1)
-        except (EventSourcingError, sqlite3.Error, psycopg.Error) as e:
+        except Exception as e:
+            if not isinstance(e, _store_errors()):
+                raise
             # A store damaged or changed behind the ledger's back, met while reading it.
             state = next((a for a in args if isinstance(a, State)), None)
             shown = parse_target(state.db if state is not None else None).display
