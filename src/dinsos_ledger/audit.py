@@ -334,7 +334,7 @@ def count_problem(ledger: Ledger) -> str | None:
     """
     recorder = ledger.recorder
     if isinstance(recorder, LedgerPostgresRecorder):
-        from psycopg.sql import SQL  # noqa: PLC0415 - a SQLite ledger need not have psycopg
+        from psycopg.sql import SQL  # a SQLite ledger need not have psycopg
 
         query = SQL(
             "SELECT (SELECT COUNT(*) FROM {0}) AS events, (SELECT COUNT(*) FROM {1}) AS links"
