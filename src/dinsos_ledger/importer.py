@@ -23,15 +23,9 @@ from typing import Any, BinaryIO, Final
 import attrs
 
 from dinsos_ledger.application import Ledger, Outcome
-from dinsos_ledger.commands import (
-    BODY_DIGEST_PURPOSE,
-    Prepared,
-    parse_command,
-    prepare,
-    printable_id,
-)
+from dinsos_ledger.commands import Prepared, parse_command, prepare, printable_id
 from dinsos_ledger.errors import InvalidCommand, LedgerError
-from dinsos_ledger.privacy import digest_key, keyed_digest
+from dinsos_ledger.privacy import keyed_digest
 
 __all__ = [
     "MAX_LINE_BYTES",
@@ -209,13 +203,16 @@ _Batch = list[tuple[int, Prepared]]
 
 
 def _prepared_batches(
-    streams: Sequence[BinaryIO], digest: Callable[[bytes], str], batch_size: int
+    streams: Sequence[BinaryIO],
+    digest: Callable[[bytes], str],
+    batch_size: int,
+    legacy: Callable[[bytes], str] | None = None,
 ) -> Iterator[tuple[int, _Batch]]:
     """``(file index, [(line number, prepared command)])`` per batch, in order."""
     for index, stream in enumerate(streams):
         pending: _Batch = []
         for number, item in read_commands(stream):
-            pending.append((number, prepare(item, digest)))
+            pending.append((number, prepare(item, digest, legacy)))
             if len(pending) >= batch_size:
                 yield index, pending
                 pending = []
@@ -226,7 +223,8 @@ def _prepared_batches(
 def _read_here(
     ledger: Ledger, streams: Sequence[BinaryIO], batch_size: int
 ) -> Iterator[tuple[int, _Batch]]:
-    return _prepared_batches(streams, ledger.body_digest, batch_size)
+    digest, legacy = ledger.body_digests()
+    return _prepared_batches(streams, digest, batch_size, legacy)
 
 
 #: Environment variables the reader process keeps: enough to run Python and decode file
@@ -313,9 +311,11 @@ def _read_elsewhere(
 
     The reader is ``python -I … dinsos_ledger.reading`` (a fresh interpreter in isolated
     mode: nothing of this process, its threads, its main module or its working directory's
-    modules is loaded). Its environment holds no key; the digest subkey, the only secret it
-    needs, comes on its standard input as JSON. It sends batches through a pipe that holds
-    about one, as JSON frames (:func:`read_frame`), so it waits while the ledger applies and
+    modules is loaded). Its environment holds no key; the only secrets it needs, the
+    ledger's idempotency key (and, for a ledger upgraded from before it, the subkey of its
+    older digests), come on its standard input as JSON; never the master key nor any data
+    key. It sends batches through a pipe that holds about one, as JSON frames
+    (:func:`read_frame`), so it waits while the ledger applies and
     memory stays bounded. It ends when the files do, or at its next send once this process
     has closed the pipe or died.
     """
@@ -336,10 +336,11 @@ def _read_elsewhere(
         assert reader.stdin is not None
         # A reader that died at start-up shows as the end of the pipe, below.
         with contextlib.suppress(BrokenPipeError), reader.stdin as config:
-            subkey = digest_key(ledger.master_key, BODY_DIGEST_PURPOSE)
+            legacy = ledger.secrets.legacy_subkey
             settings = {
                 "paths": [str(Path(path).resolve()) for path in paths],
-                "subkey": base64.b64encode(subkey).decode("ascii"),
+                "subkey": base64.b64encode(ledger.secrets.digest_subkey).decode("ascii"),
+                "legacy_subkey": None if legacy is None else base64.b64encode(legacy).decode(),
                 "batch_size": batch_size,
             }
             config.write(json.dumps(settings).encode("utf-8"))
@@ -379,9 +380,12 @@ def _raise_reader_error(message: Mapping[str, Any]) -> None:
 
 
 def _sent_line(
-    number: int, raw: Mapping[str, Any] | LedgerError, digest: Callable[[bytes], str]
+    number: int,
+    raw: Mapping[str, Any] | LedgerError,
+    digest: Callable[[bytes], str],
+    legacy: Callable[[bytes], str] | None,
 ) -> list[Any]:
-    shown_id, command, body_digest = prepare(raw, digest)
+    shown_id, command, body_digest = prepare(raw, digest, legacy)
     if isinstance(command, LedgerError):
         field = getattr(command, "field", None)
         return [number, shown_id, None, "", [command.code, command.message, field]]
@@ -389,16 +393,25 @@ def _sent_line(
     return [number, shown_id, dict(raw), body_digest, None]
 
 
-def run_reader(out: BinaryIO, paths: Sequence[str], subkey: bytes, batch_size: int) -> None:
+def run_reader(
+    out: BinaryIO,
+    paths: Sequence[str],
+    subkey: bytes,
+    batch_size: int,
+    legacy_subkey: bytes | None = None,
+) -> None:
     """The work of the reader process: read, decode and digest, send each batch as JSON."""
     try:
         with contextlib.ExitStack() as files:
             streams = [files.enter_context(Path(path).open("rb")) for path in paths]
             digest = functools.partial(keyed_digest, subkey)
+            legacy = (
+                None if legacy_subkey is None else functools.partial(keyed_digest, legacy_subkey)
+            )
             for index, stream in enumerate(streams):
                 pending: list[list[Any]] = []
                 for number, item in read_commands(stream):
-                    pending.append(_sent_line(number, item, digest))
+                    pending.append(_sent_line(number, item, digest, legacy))
                     if len(pending) >= batch_size:
                         write_frame(out, {"type": "batch", "file": index, "lines": pending})
                         pending = []

@@ -27,6 +27,8 @@ from dinsos_ledger.application import Ledger
 from dinsos_ledger.cli import main
 from dinsos_ledger.types import subject_id
 
+from tests.attacker import drop_guards, restore_guards
+
 ROOT = Path(__file__).resolve().parents[2]
 FIELD_OFFICE = ROOT / "tests" / "data" / "field_office.jsonl"
 GUIDE = ROOT / "docs" / "auditors.md"
@@ -69,7 +71,19 @@ def position_of(target: str, ref: str, version: int) -> int:
 
 
 def tamper(target: str, sql: str, params: tuple[Any, ...]) -> None:
-    """Run ``sql`` straight on the store (``{events}``, ``{pos}``, ``{chain}``; ``?`` marks)."""
+    """Run ``sql`` straight on the store (``{events}``, ``{pos}``, ``{chain}``; ``?`` marks).
+
+    The append-only guards are dropped first and put back after, as an intruder hiding the
+    edit would.
+    """
+    drop_guards(target)
+    try:
+        _tamper(target, sql, params)
+    finally:
+        restore_guards(target)
+
+
+def _tamper(target: str, sql: str, params: tuple[Any, ...]) -> None:
     if target.startswith("postgresql://"):
         import psycopg
 
@@ -104,31 +118,10 @@ def change_amount(target: str, position: int) -> None:
     tamper(target, sql, (position,))
 
 
-def without_guards(target: str) -> None:
-    """Remove the append-only triggers, as an attacker with the database's own rights would."""
-    if target.startswith("postgresql://"):
-        import psycopg
-
-        url, _, query = target.partition("?")
-        schema = query.removeprefix("schema=")
-        with psycopg.connect(url, autocommit=True) as conn:
-            tables = conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,)
-            ).fetchall()
-            for (table,) in tables:
-                conn.execute(f'ALTER TABLE "{schema}"."{table}" DISABLE TRIGGER ALL')
-        return
-    with contextlib.closing(sqlite3.connect(target)) as conn, conn:
-        names = conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall()
-        for (name,) in names:
-            conn.execute(f'DROP TRIGGER "{name}"')
-
-
 def recompute_chain(target: str) -> None:
     """Rewrite every chain link from the rows as they are now: the chain has no secret."""
     with Ledger(target) as ledger:
         links = list(chain.links_of(ledger.recorder.iter_rows()))
-    without_guards(target)
     tamper(target, "DELETE FROM {chain}", ())
     for position, digest in links:
         tamper(target, "INSERT INTO {chain} (position, hash) VALUES (?, ?)", (position, digest))
@@ -137,8 +130,9 @@ def recompute_chain(target: str) -> None:
 # ----------------------------------------------------------------- verify
 
 
-def test_verify_of_an_empty_ledger_is_ok(run: Run) -> None:
+def test_verify_of_an_empty_ledger_is_ok(run: Run, target: str) -> None:
     """No events is an intact chain."""
+    Ledger(target).disconnect()
     result = run("verify")
     assert (result.exit_code, result.stdout) == (0, "ok: 0 events\n")
 

@@ -95,7 +95,7 @@ def test_the_reader_gets_no_master_key_in_its_environment_or_its_settings(
     assert secret not in environment
     settings = stdin_dump.read_text(encoding="utf-8")
     assert secret not in settings
-    assert set(json.loads(settings)) == {"paths", "subkey", "batch_size"}
+    assert set(json.loads(settings)) == {"paths", "subkey", "legacy_subkey", "batch_size"}
     assert started[0][1] == "-I"
 
 

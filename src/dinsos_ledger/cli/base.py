@@ -10,7 +10,7 @@ import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Final, NoReturn, TypeVar
 
 import click
 from eventsourcing.domain import EventSourcingError
@@ -21,7 +21,16 @@ from dinsos_ledger.cli.stores import damaged_message, store_problem
 from dinsos_ledger.errors import LedgerError, StorageError
 from dinsos_ledger.storage import parse_target
 
-__all__ = ["State", "echo_json", "fail", "main", "open_ledger", "pass_state"]
+__all__ = [
+    "CREATING_VERBS",
+    "KEYLESS_VERBS",
+    "State",
+    "echo_json",
+    "fail",
+    "main",
+    "open_ledger",
+    "pass_state",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -71,12 +80,49 @@ def _damaged_code() -> int:
     return 1 if _verifying() else 2
 
 
+#: The verbs that may create a ledger where ``--db`` names none. Every other verb on such a
+#: target exits 2 with ``no ledger at TARGET`` and creates nothing (no file, key or table).
+CREATING_VERBS: Final = frozenset({"import", "reconcile", "demo"})
+
+#: The verbs that touch no personal data and record no command: they run without the
+#: master key (an auditor or analyst is never handed the key that opens everyone's
+#: personal data). Every other verb needs the ledger's own key, and is refused with
+#: another one or without one.
+KEYLESS_VERBS: Final = frozenset(
+    {
+        "verify",
+        "balances",
+        "continuity",
+        "coverage",
+        "overdue",
+        "outstanding",
+        "findings",
+        "reconciliation",
+        "programmes",
+        "export",
+        "report",
+        "history",
+        "rebuild",
+        "checkpoint",
+    }
+)
+
+
+def _verb() -> str | None:
+    ctx = click.get_current_context(silent=True)
+    return None if ctx is None or ctx.command is None else ctx.command.name
+
+
 @contextmanager
-def open_ledger(state: State) -> Iterator[Ledger]:
+def open_ledger(
+    state: State, *, create: bool | None = None, need_key: bool | None = None
+) -> Iterator[Ledger]:
     """Open the ledger named by ``--db``; storage problems exit 2 with a clear message.
 
-    A target that is not a ledger store at all (a text file, a damaged or foreign
-    database) is refused before anything is opened or created in it.
+    Whether the verb may create a ledger, and whether it needs the master key, is looked
+    up by its name in :data:`CREATING_VERBS` and :data:`KEYLESS_VERBS` unless given. A
+    target that is not a ledger store at all (a text file, a damaged or foreign database)
+    is refused before anything is opened or created in it.
     """
     try:
         problem = store_problem(parse_target(state.db))
@@ -84,8 +130,13 @@ def open_ledger(state: State) -> Iterator[Ledger]:
         fail(e.message)
     if problem is not None:
         fail(problem, _damaged_code())
+    verb = _verb()
+    if create is None:
+        create = verb in CREATING_VERBS
+    if need_key is None:
+        need_key = verb not in KEYLESS_VERBS
     try:
-        ledger = Ledger(state.db)
+        ledger = Ledger(state.db, create=create, need_key=need_key)
     except LedgerError as e:
         fail(e.message)
         raise AssertionError from e  # pragma: no cover
