@@ -10,6 +10,8 @@ from typing import IO, TYPE_CHECKING
 
 import click
 
+from dinsos_ledger.audit import parse_timestamp
+from dinsos_ledger.cli.audit_verbs import signing_key, write_checkpoint
 from dinsos_ledger.cli.base import State, echo_json, fail, handles_errors, open_ledger, pass_state
 from dinsos_ledger.errors import StorageError
 
@@ -37,6 +39,20 @@ __all__ = ["register"]
         "[default: for 2 MiB of input or more, on two cores or more]."
     ),
 )
+@click.option(
+    "--checkpoint",
+    "checkpoint_out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Once the import is recorded, write a signed checkpoint of the chain's head here "
+    "(a new file; needs --key or $DINSOS_LEDGER_SIGNING_KEY).",
+)
+@click.option(
+    "--key",
+    "key_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Ed25519 signing key for --checkpoint (PEM, made by checkpoint-key), kept away "
+    "from the ledger. Default: $DINSOS_LEDGER_SIGNING_KEY.",
+)
 @pass_state
 @handles_errors
 def import_(
@@ -46,17 +62,27 @@ def import_(
     as_json: bool,
     batch_size: int,
     parallel: bool | None,
+    checkpoint_out: Path | None,
+    key_path: Path | None,
 ) -> None:
     """Apply the commands of FILE… (JSON Lines) in order.
 
     Valid lines are recorded even when others are rejected; a line already recorded
     (same id, same body) is skipped as a duplicate, so a file can be imported again safely.
-    Exit 0 when nothing was rejected, 1 when something was.
+    Exit 0 when nothing was rejected, 1 when something was. With --checkpoint, the head
+    of the chain is then signed and written to a new file (see `checkpoint`).
     """
     # Imported here, not at the top: the importer starts a reader process and pulls in
     # multiprocessing, which no read verb needs (start-up is part of every command).
     from dinsos_ledger.importer import import_files
 
+    if key_path is not None and checkpoint_out is None:
+        raise click.UsageError("--key signs a --checkpoint: give one")
+    # Known before anything is recorded: a missing key or a taken name is a usage error,
+    # not a checkpoint that silently fails after the import.
+    signer = signing_key(key_path) if checkpoint_out is not None else None
+    if checkpoint_out is not None and checkpoint_out.exists():
+        fail(f"{checkpoint_out} exists: a checkpoint is evidence; choose a new name")
     for path in files:
         if not path.is_file():
             fail(f"cannot read {path}: no such file")
@@ -100,6 +126,8 @@ def import_(
                 out.close()
         # Balances and timelines are read from the projections: bring them up to date now.
         ledger.projections.catch_up()
+        if checkpoint_out is not None and signer is not None:
+            write_checkpoint(state, ledger, checkpoint_out, signer, force=False)
     if report.lines == 0 and not state.quiet:
         click.echo("note: the input holds no commands", err=True)
     if as_json:
@@ -137,8 +165,6 @@ def _timestamp_option(
     """Parse ``--known-at`` (ISO 8601; without an offset it is UTC)."""
     if value is None:
         return None
-    from dinsos_ledger.audit import parse_timestamp  # the audit module only when asked
-
     try:
         return parse_timestamp(value)
     except ValueError as e:
