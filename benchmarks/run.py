@@ -485,13 +485,13 @@ def shapes(quick: bool) -> dict[str, ScenarioConfig]:
     }
 
 
-def district_shape(quick: bool) -> ScenarioConfig:
+def district_shape(quick: bool, months: int = 3) -> ScenarioConfig:
     """The district's 120,000 households over its last months (the whole file takes ~20 min)."""
     from dinsos_ledger.scenario import DISTRICT
 
     if quick:
         return ScenarioConfig(households=1_500, veterans=10, cohorts=4, start=dt.date(2026, 9, 1))
-    return attrs.evolve(DISTRICT, start=dt.date(2026, 8, 1))
+    return attrs.evolve(DISTRICT, start=dt.date(2026, 11 - months, 1))
 
 
 def child_env() -> dict[str, str]:
@@ -605,6 +605,8 @@ def bench_processes(
     workdir: Path,
     pg: str | None,
     rounds: int,
+    *,
+    verify: bool = True,
 ) -> float:
     """Whole ``import``, ``rebuild`` and ``verify`` processes against bare processes.
 
@@ -625,7 +627,8 @@ def bench_processes(
             events = _events_in(target)
             appends.append(run_process(bare("append", base, str(events))))
             rebuilds.append(run_process(cli("--db", target, "-q", "rebuild", "--json")))
-            verifies.append(run_process(cli("--db", target, "-q", "verify", "--json")))
+            if verify:
+                verifies.append(run_process(cli("--db", target, "-q", "verify", "--json")))
             decodes.append(run_process(bare("decode", base)))
     label = f"{kind}, {shape}"
     ours, base_run = _best(imports), _best(appends)
@@ -641,6 +644,8 @@ def bench_processes(
     )
     decode = _best(decodes)
     for name, runs, target_ratio in (("rebuild", rebuilds, 0.6), ("verify", verifies, 0.3)):
+        if not runs:
+            continue
         ours = _best(runs)
         table.add(
             f"process: {name}, {label}",
@@ -703,9 +708,11 @@ def bench_catch_up(table: Table, ledger: Ledger, first: int, commands: int = 1_0
     )
 
 
-def bench_district_rate(table: Table, workdir: Path, quick: bool, small_rate: float) -> None:
+def bench_district_rate(
+    table: Table, workdir: Path, quick: bool, small_rate: float, months: int = 3
+) -> None:
     """The district shape's import rate (a whole process) against the small file's, and RSS."""
-    config = district_shape(quick)
+    config = district_shape(quick, months)
     path, lines = scenario_file(workdir, "district", config)
     with ledger_target("sqlite", workdir, None) as target:
         run = run_process(cli("--db", target, "-q", "import", str(path), "--json"), ok=(0, 1))
@@ -728,19 +735,37 @@ def bench_all_processes(
     pg: str | None,
     quick: bool,
     rounds: int | None = None,
+    args: argparse.Namespace | None = None,
 ) -> None:
     """Every whole-process measurement: each shape on each backend, start-up, the district."""
     warm_bytecode()
     rounds = rounds or (1 if quick else 2)
-    small_rate = 0.0
+    wanted_shapes = (args.shapes if args else "many,long").split(",")
+    wanted_kinds = (args.kinds if args else "sqlite,postgres").split(",")
+    small_rate = args.small_rate if args else 0.0
     for shape, config in shapes(quick).items():
+        if shape.split()[0] not in wanted_shapes:
+            continue
         for kind in kinds:
-            rate = bench_processes(table, kind, shape, config, workdir, pg, rounds)
+            if kind not in wanted_kinds:
+                continue
+            rate = bench_processes(
+                table,
+                kind,
+                shape,
+                config,
+                workdir,
+                pg,
+                rounds,
+                verify=not getattr(args, "no_verify", False),
+            )
             if kind == "sqlite" and shape == "many subjects":
                 small_rate = rate
     for kind in kinds:
         bench_startup(table, kind, workdir, pg, 3 if quick else 7)
-    bench_district_rate(table, workdir, quick, small_rate)
+    months = args.district_months if args else 3
+    if months and small_rate:
+        bench_district_rate(table, workdir, quick, small_rate, months)
 
 
 def main() -> None:
@@ -763,6 +788,22 @@ def main() -> None:
     )
     parser.add_argument(
         "--no-processes", action="store_true", help="only the in-process measurements"
+    )
+    parser.add_argument(
+        "--shapes", default="many,long", help="whole-process shapes to run: many, long or both"
+    )
+    parser.add_argument(
+        "--kinds", default="sqlite,postgres", help="backends for the whole-process shapes"
+    )
+    parser.add_argument(
+        "--district-months", type=int, default=3, help="months of the district (0: none)"
+    )
+    parser.add_argument("--no-verify", action="store_true", help="skip the verify processes")
+    parser.add_argument(
+        "--small-rate",
+        type=float,
+        default=0.0,
+        help="the many-subject file's SQLite import rate, when this run does not measure it",
     )
     parser.add_argument(
         "--rounds", type=int, metavar="N", help="rounds of each whole-process measurement"
@@ -796,7 +837,7 @@ def main() -> None:
             return
         if not args.no_processes:
             kinds = ["sqlite", "postgres"] if args.postgres else ["sqlite"]
-            bench_all_processes(table, kinds, workdir, args.postgres, quick, args.rounds)
+            bench_all_processes(table, kinds, workdir, args.postgres, quick, args.rounds, args)
         if args.processes_only:
             with Ledger(str(workdir / "catch-up.sqlite")) as ledger:
                 subjects = (args.catch_up_events or (10_000 if quick else 1_000_000)) // 10
