@@ -27,13 +27,13 @@ import json
 import os
 import re
 import sqlite3
+import sys
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Final, Literal, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar, cast
 
 import attrs
-import psycopg
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -42,7 +42,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from eventsourcing.domain import CanMutateProtocol, DomainEventProtocol
 from eventsourcing.persistence import PersistenceError
 from eventsourcing.utils import resolve_topic
-from psycopg.sql import SQL, Identifier
 
 from dinsos_ledger import chain
 from dinsos_ledger.aggregates.base import Subject
@@ -50,8 +49,11 @@ from dinsos_ledger.application import Ledger
 from dinsos_ledger.codec import converter, event_fields
 from dinsos_ledger.commands import PII_FIELDS
 from dinsos_ledger.errors import LedgerError, StorageError
-from dinsos_ledger.storage import LedgerPostgresRecorder, LedgerSQLiteRecorder, Target
+from dinsos_ledger.storage import LedgerSQLiteRecorder, Target
 from dinsos_ledger.types import Sealed
+
+if TYPE_CHECKING:  # psycopg is imported only when a PostgreSQL ledger is opened
+    from dinsos_ledger.persistence.postgres import LedgerPostgresRecorder
 
 __all__ = [
     "SIGNING_KEY_ENV",
@@ -100,7 +102,16 @@ _UNREADABLE_ID: Final = ""
 
 
 # Failures of the store itself: never mistaken for a tampered row, always a StorageError.
-_STORE_ERRORS: Final = (PersistenceError, psycopg.Error, sqlite3.Error, OSError)
+def _store_errors() -> tuple[type[BaseException], ...]:
+    """The store's own failures; psycopg's only once it was imported (a PostgreSQL ledger)."""
+    psycopg = sys.modules.get("psycopg")
+    errors: tuple[type[BaseException], ...] = (PersistenceError, sqlite3.Error, OSError)
+    return errors if psycopg is None else (*errors, psycopg.Error)
+
+
+def _is_postgres(recorder: Any) -> bool:
+    return getattr(recorder, "backend", None) == "postgres"
+
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -115,7 +126,7 @@ def _reading(func: Callable[_P, _R]) -> Callable[_P, _R]:
             return func(*args, **kwargs)
         except StorageError:
             raise
-        except _STORE_ERRORS as e:
+        except _store_errors() as e:
             ledger = args[0]
             shown = ledger.target.display if isinstance(ledger, Ledger) else "the ledger"
             msg = f"cannot read the ledger at {shown}: {e}"
@@ -445,10 +456,12 @@ def _snapshot_keys(ledger: Ledger, page: int = 500) -> Iterator[tuple[Any, Any]]
     if store is None:
         return
     recorder: Any = store.recorder
-    postgres = isinstance(ledger.recorder, LedgerPostgresRecorder)
+    postgres = _is_postgres(ledger.recorder)
     last: tuple[Any, Any] | None = None
     while True:
         if postgres:
+            from psycopg.sql import SQL, Identifier
+
             table = SQL("{0}.{1}").format(
                 Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)
             )
@@ -517,7 +530,7 @@ def check_snapshots(ledger: Ledger) -> AuditFinding | None:
             stored = next(iter(ledger.app.snapshots.get(sid, gt=version - 1, lte=version)))
             taken = _mutate(stored, None)
             same = replayed is not None and _state(taken) == _state(replayed)
-        except _STORE_ERRORS:
+        except _store_errors():
             raise
         except Exception:  # noqa: BLE001 - an edited snapshot may fail to decode in any way
             same = False
@@ -544,6 +557,8 @@ def check_snapshots(ledger: Ledger) -> AuditFinding | None:
 
 
 def _meta_table(recorder: LedgerPostgresRecorder) -> Any:
+    from psycopg.sql import SQL, Identifier
+
     return SQL("{0}.{1}").format(Identifier(recorder.datastore.schema), Identifier(_META_TABLE))
 
 
@@ -557,7 +572,10 @@ def ledger_id(ledger: Ledger, *, create: bool = False) -> str | None:
     """
     recorder = ledger.recorder
     fresh = str(uuid.uuid4())
-    if isinstance(recorder, LedgerPostgresRecorder):
+    if _is_postgres(recorder):
+        from psycopg.sql import SQL
+
+        recorder = cast("LedgerPostgresRecorder", recorder)
         table = _meta_table(recorder)
         with recorder.datastore.transaction(commit=create) as curs:
             if create:
