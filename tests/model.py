@@ -23,7 +23,10 @@ gives the code):
     format or range. ``assess`` carries exactly one of ``desil``/``eligible``.
 ``id_conflict``
     The ``id`` is that of an accepted command whose body differs. (Same id, identical
-    body: a duplicate, reported before any rule.)
+    body: a duplicate, reported before any rule.) Once a household or veteran is
+    forgotten, its registration's personal data (``family_card``, ``head_nik``,
+    ``head_name``; ``nik``, ``name``) is not compared: nothing may confirm it (SPEC
+    section 7), so the same id with the other fields equal is a duplicate.
 ``unknown_subject``
     Every command but ``register_household``/``register_veteran``/``plan_cohort``/``enrol``:
     its ``ref`` is not registered. ``enrol``: its ``cohort`` or ``household`` is not
@@ -205,6 +208,11 @@ MAX_AMOUNT = 10**12
 CHANNELS = ("bank", "post", "cash", "in_kind")
 OUTCOMES = ("visited", "phoned", "referred", "resolved", "not_found")
 CLOSE_REASONS = ("graduated", "moved", "deceased", "duplicate", "other")
+#: The personal-data fields of the commands that carry any.
+PII_OF_REGISTRATION = {
+    "register_household": ("family_card", "head_nik", "head_name"),
+    "register_veteran": ("nik", "name"),
+}
 
 REF_RE = re.compile(r"[A-Z0-9][A-Z0-9-]{1,63}")
 REGION_RE = re.compile(r"[0-9]{2}\.[0-9]{2}\.[0-9]{2}\.[0-9]{4}")
@@ -474,7 +482,7 @@ class Model:
             return ("rejected", "invalid")
         earlier = self.accepted.get(cmd["id"])
         if earlier is not None:
-            if earlier == cmd:
+            if earlier == cmd or self._erased_alike(earlier, cmd):
                 return ("duplicate", None)
             return ("rejected", "id_conflict")
         code = self.broken_rule(cmd)
@@ -765,6 +773,20 @@ class Model:
             subject.closed_on = on
         elif name == "forget":
             subject.forgotten = True
+
+    def _erased_alike(self, earlier: dict[str, Any], cmd: dict[str, Any]) -> bool:
+        """Whether ``cmd`` is the forgotten subject's registration ``earlier`` but for PII.
+
+        The personal data of a forgotten subject can no longer be compared.
+        """
+        fields = PII_OF_REGISTRATION.get(earlier["command"])
+        if fields is None or not self.subjects[earlier["ref"]].forgotten:
+            return False
+
+        def public(body: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in body.items() if k not in fields}
+
+        return public(earlier) == public(cmd)
 
     # ------------------------------------------------------------------ queries
 

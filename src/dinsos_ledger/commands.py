@@ -38,6 +38,7 @@ __all__ = [
     "BODY_DIGEST_PURPOSE",
     "COMMAND_NAMES",
     "PII_FIELDS",
+    "PII_OF_COMMAND",
     "Allocate",
     "Assess",
     "Attend",
@@ -56,8 +57,10 @@ __all__ = [
     "Withdraw",
     "canonical_body",
     "parse_command",
+    "pii_body",
     "prepare",
     "printable_id",
+    "public_body",
 ]
 
 #: Fields that hold personal data: never echoed, never stored in plain text.
@@ -539,8 +542,19 @@ Prepared = tuple[str | None, "Command | LedgerError", str]
 and the keyed digest of its canonical body ("" when refused)."""
 
 
-def prepare(raw: Mapping[str, Any] | LedgerError, digest: Callable[[bytes], str]) -> Prepared:
-    """Validate one decoded line and digest its body; never raises for bad input."""
+def prepare(
+    raw: Mapping[str, Any] | LedgerError,
+    digest: Callable[[bytes], str],
+    legacy: Callable[[bytes], str] | None = None,
+) -> Prepared:
+    """Validate one decoded line and digest its body; never raises for bad input.
+
+    ``digest`` keys the body without its personal data (:func:`public_body`): the personal
+    data of a command is compared under the subject's own data key by the ledger (see
+    :func:`pii_body`), so that once the subject is forgotten nothing can confirm it. With
+    ``legacy`` (a ledger holding digests of whole bodies, from before that design) the
+    digest is followed by ``|`` and the whole body's legacy digest.
+    """
     if isinstance(raw, LedgerError):
         return (None, raw, "")
     shown_id = printable_id(raw.get("id") if isinstance(raw, Mapping) else None)
@@ -548,7 +562,35 @@ def prepare(raw: Mapping[str, Any] | LedgerError, digest: Callable[[bytes], str]
         command = parse_command(raw)
     except InvalidCommand as e:
         return (shown_id, e, "")
-    return (shown_id, command, digest(canonical_body(raw)))
+    digested = digest(canonical_body(public_body(raw)))
+    if legacy is not None:
+        digested += "|" + legacy(canonical_body(raw))
+    return (shown_id, command, digested)
+
+
+#: The personal-data fields of each command that carries any (``define_programme`` has a
+#: ``name`` too, the programme's: that is not personal data).
+PII_OF_COMMAND: Final[Mapping[str, tuple[str, ...]]] = {
+    "register_household": ("family_card", "head_nik", "head_name"),
+    "register_veteran": ("nik", "name"),
+}
+
+
+def public_body(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The command without its personal-data fields (the whole command when it has none)."""
+    name = raw.get("command")
+    fields = PII_OF_COMMAND.get(name) if isinstance(name, str) else None
+    if not fields:
+        return raw
+    return {key: value for key, value in raw.items() if key not in fields}
+
+
+def pii_body(command: Command) -> bytes | None:
+    """The canonical form of a command's personal data, or None when it carries none."""
+    fields = PII_OF_COMMAND.get(command.COMMAND)
+    if not fields:
+        return None
+    return canonical_body({field: getattr(command, field) for field in fields})
 
 
 def printable_id(value: Any) -> str | None:

@@ -205,6 +205,18 @@ class LedgerVsModel(RuleBasedStateMachine):
         again = command if verbatim else command | {"note": "dikirim ulang dengan isi lain"}
         self._agree(again, self.ledger.execute(again))
 
+    @rule(command=sent, nik=st.text(alphabet="0123456789", min_size=16, max_size=16))
+    def send_again_with_other_personal_data(self, command: dict[str, Any], nik: str) -> None:
+        """A registration again with another NIK and name: id_conflict, or duplicate once forgotten."""
+        fields = {"register_household": "head_nik", "register_veteran": "nik"}
+        kind = command.get("command")
+        field = fields.get(kind) if isinstance(kind, str) else None
+        if field is None:
+            return
+        name = "head_name" if field == "head_nik" else "name"
+        again = command | {field: nik, name: "Nama Tebakan"}
+        self._agree(again, self.ledger.execute(again))
+
     @rule(line=hostile_lines().filter(_reaches_the_ledger))
     def send_a_hostile_line(self, line: str | bytes) -> None:
         """A line no reading of the SPEC accepts, read the way the importer reads a file."""
