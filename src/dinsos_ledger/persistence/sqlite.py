@@ -104,15 +104,19 @@ class LedgerSQLiteRecorder(SQLiteKeyTables, SQLiteApplicationRecorder):
             if self._guards_installed(c):
                 return
         with self.datastore.transaction(commit=True) as c:
-            if self._guards_installed(c):  # another process installed them meanwhile
+            # A write first: it takes SQLite's write lock, waiting for other writers, where
+            # a read first would pin a snapshot that another opener's commit makes stale
+            # ("database is locked" at once, without waiting).
+            c.execute(
+                f"INSERT OR IGNORE INTO {STORAGE_TABLE} (name, value) VALUES ('guards', ?)",
+                (GUARDS_VERSION,),
+            )
+            c.execute("SELECT changes()")
+            if c.fetchone()[0] == 0:  # another process installed them meanwhile
                 return
             for name, statement in self.guard_definitions().items():
                 c.execute(f"DROP TRIGGER IF EXISTS {name}")
                 c.execute(statement)
-            c.execute(
-                f"INSERT INTO {STORAGE_TABLE} (name, value) VALUES ('guards', ?)",
-                (GUARDS_VERSION,),
-            )
 
     @staticmethod
     def _guards_installed(c: SQLiteCursor) -> bool:
