@@ -136,6 +136,8 @@ WRITES = {
     "command ids": r"INSERT INTO \S*dinsos_commands",
     "keys": r"INSERT INTO \S*dinsos_keys",
     "key deletes": r"DELETE FROM \S*dinsos_keys",
+    "index entries": r"INSERT INTO \S*dinsos_index",
+    "index deletes": r"DELETE FROM \S*dinsos_index",
     "after every write": None,
 }
 
