@@ -28,8 +28,17 @@ from eventsourcing.persistence import IntegrityError, OperationalError, Persiste
 from eventsourcing.utils import Environment
 
 from dinsos_ledger import commands as cmd
-from dinsos_ledger.aggregates import Enrolment, Household, Stamp, Subject, TrainingCohort, Veteran
+from dinsos_ledger.aggregates import (
+    Enrolment,
+    Household,
+    Programme,
+    Stamp,
+    Subject,
+    TrainingCohort,
+    Veteran,
+)
 from dinsos_ledger.aggregates.base import Account, Person
+from dinsos_ledger.aggregates.rules import DEFAULT_DESIL_LIMIT, AllocationRule
 from dinsos_ledger.bulk import paused_gc
 from dinsos_ledger.codec import LedgerMapper
 from dinsos_ledger.errors import (
@@ -70,8 +79,6 @@ if TYPE_CHECKING:  # the projections build on this module; imported where first 
 
 __all__ = ["DEFAULT_DESIL_LIMIT", "Ledger", "LedgerApplication", "Outcome"]
 
-#: The highest desil that may receive an allocation unless a programme has its own limit.
-DEFAULT_DESIL_LIMIT: Final = 4
 _MAX_ATTEMPTS: Final = 30
 #: The prefix of a stored command digest of this design (see :meth:`Ledger._record_of`);
 #: digests without it are whole-body digests of a ledger written before it.
@@ -111,6 +118,7 @@ _APPLIES: Final[dict[str, tuple[type[Subject], ...]]] = {
     "withdraw": (Enrolment,),
     "close": (Household, Veteran),
     "forget": (Household, Veteran),
+    "amend_programme": (Programme,),
 }
 
 
@@ -156,6 +164,10 @@ class _Batch:
     def depends_on(self, subject: Subject) -> None:
         """Note that an accepted command rests on ``subject`` as read, writing nothing to it."""
         self.read_only.setdefault(subject.id, subject.version)
+
+    def depends_on_absence(self, sid: uuid.UUID) -> None:
+        """Note that an accepted command rests on subject ``sid`` not existing (version 0)."""
+        self.read_only.setdefault(sid, 0)
 
     def expected_versions(self) -> list[tuple[uuid.UUID, int]]:
         """The subjects read but not written, with the versions read: unchanged at commit."""
@@ -239,8 +251,7 @@ class Ledger:
     ``target`` is a SQLite file path or a ``postgresql://`` URL (see
     :func:`~dinsos_ledger.storage.parse_target`). ``master_key`` wraps the per-subject data
     keys; without it a SQLite ledger keeps one in ``TARGET.key`` (mode 0600) and a
-    PostgreSQL ledger reads ``DINSOS_LEDGER_KEY``. ``desil_limits`` sets a desil limit per
-    programme (default 4 for every programme).
+    PostgreSQL ledger reads ``DINSOS_LEDGER_KEY``.
 
     With ``create=False`` a target that holds no ledger raises
     :class:`~dinsos_ledger.key_tables.NoLedger` and nothing is created. A key is created
@@ -248,6 +259,9 @@ class Ledger:
     another key, or a missing key file (:class:`~dinsos_ledger.key_tables.KeyRefused`).
     With ``need_key=False`` the master key is read only when something first needs it (a
     command, personal data): verbs without personal data run without it.
+
+    A programme's eligibility rules are recorded in the ledger (``define_programme``,
+    ``amend_programme``), never configured here, so every process decides alike.
     """
 
     batch_size: int = 500
@@ -257,7 +271,6 @@ class Ledger:
         target: str | None = None,
         *,
         master_key: MasterKey | None = None,
-        desil_limits: Mapping[str, int] | None = None,
         env: Mapping[str, str] | None = None,
         create: bool = True,
         need_key: bool = True,
@@ -280,7 +293,6 @@ class Ledger:
         # The target's APPLICATION_RECORDER_TOPIC names one of the ledger's recorders.
         self.recorder = cast(LedgerRecorder, self.app.recorder)
         self._cache = SubjectCache(self.app)
-        self.desil_limits: dict[str, int] = dict(desil_limits or {})
         self._keys: _Keys | None = None
         if need_key:
             try:
@@ -673,6 +685,8 @@ class Ledger:
             if batch.get(c.ref) is not None:
                 raise AlreadyRegistered(f"{c.ref} is already registered")
             return [self._register(batch, c, envelope)]
+        if isinstance(c, cmd.DefineProgramme):
+            return [self._define_programme(batch, c, stamp)]
         if isinstance(c, cmd.Enrol):
             return self._enrol(batch, c, stamp, envelope)
         subject = batch.require(c.ref)
@@ -686,8 +700,11 @@ class Ledger:
             return [subject]
         if isinstance(c, cmd.Allocate):
             assert isinstance(subject, Account)
-            limit = self.desil_limits.get(c.programme.code, DEFAULT_DESIL_LIMIT)
-            subject.allocate(stamp, c.programme, c.amount, c.period, c.reference, desil_limit=limit)
+            self._allocate(batch, c, stamp, subject)
+            return [subject]
+        if isinstance(c, cmd.AmendProgramme):
+            assert isinstance(subject, Programme)
+            subject.amend(stamp, c.desil_limit)
             return [subject]
         if isinstance(c, cmd.Disburse):
             assert isinstance(subject, Account)
@@ -783,6 +800,39 @@ class Ledger:
             **envelope,
         )
 
+    # ------------------------------------------------------------- programmes
+
+    @staticmethod
+    def _define_programme(batch: _Batch, c: cmd.DefineProgramme, stamp: Stamp) -> Subject:
+        if batch.get(c.ref) is not None:
+            raise AlreadyRegistered(f"{c.ref} is already registered")
+        return Programme.define(
+            stamp,
+            id=subject_id(c.ref),
+            code=c.ref,
+            name=c.name,
+            recipients=c.recipients,
+            desil_limit=c.desil_limit,
+        )
+
+    @staticmethod
+    def _allocate(batch: _Batch, c: cmd.Allocate, stamp: Stamp, subject: Account) -> None:
+        """Allocate under the programme's rule in force on ``c.on`` (the default if undefined).
+
+        The programme is read, not written: another writer amending (or defining) it before
+        this batch commits makes the batch start again, so no allocation is decided by a
+        rule that was no longer the recorded one (see :meth:`_Batch.depends_on`).
+        """
+        programme = batch.get(c.programme.code)
+        rule: AllocationRule | None = None
+        if isinstance(programme, Programme):
+            rule = programme.rule_on(c.on)
+        subject.allocate(stamp, c.programme, c.amount, c.period, c.reference, rule=rule)
+        if isinstance(programme, Programme):
+            batch.depends_on(programme)
+        elif programme is None:
+            batch.depends_on_absence(subject_id(c.programme.code))
+
     def _enrol(
         self, batch: _Batch, c: cmd.Enrol, stamp: Stamp, envelope: dict[str, Any]
     ) -> list[Subject]:
@@ -822,9 +872,10 @@ class Ledger:
 
     # ------------------------------------------------------------- typed API
 
-    def _typed(self, name: str, fields: dict[str, Any]) -> Outcome:
+    def _typed(self, name: str, fields: dict[str, Any], keep: tuple[str, ...] = ()) -> Outcome:
+        # ``keep`` names fields whose None is a value (JSON null), not an omitted option.
         body: dict[str, Any] = {"command": name}
-        body.update({k: v for k, v in fields.items() if v is not None or k == "id"})
+        body.update({k: v for k, v in fields.items() if v is not None or k == "id" or k in keep})
         if body.get("id") is None:
             body["id"] = f"api-{uuid.uuid4()}"
         for key in ("on", "starts", "ends"):
@@ -1035,6 +1086,40 @@ class Ledger:
         """Crypto-shred a closed subject's personal data."""
         return self._typed("forget", locals_without_self(locals()))
 
+    def define_programme(
+        self,
+        *,
+        ref: str,
+        on: date | str,
+        actor: str,
+        name: str,
+        recipients: Sequence[str],
+        desil_limit: int | None,
+        note: str | None = None,
+        id: str | None = None,  # noqa: A002
+    ) -> Outcome:
+        """Define programme ``ref`` (its code): who it reaches and its desil limit from ``on``.
+
+        ``desil_limit`` ``None`` means no desil rule. Raises the rule's :class:`LedgerError`
+        when refused.
+        """
+        fields = locals_without_self(locals())
+        fields["recipients"] = list(recipients)
+        return self._typed("define_programme", fields, keep=("desil_limit",))
+
+    def amend_programme(
+        self,
+        *,
+        ref: str,
+        on: date | str,
+        actor: str,
+        desil_limit: int | None,
+        note: str | None = None,
+        id: str | None = None,  # noqa: A002
+    ) -> Outcome:
+        """Change programme ``ref``'s desil limit from ``on`` (``None``: no desil rule)."""
+        return self._typed("amend_programme", locals_without_self(locals()), keep=("desil_limit",))
+
     # ---------------------------------------------------------------- queries
 
     def get(self, ref: str, *, version: int | None = None) -> Subject:
@@ -1155,6 +1240,8 @@ def _refs_named(commands: Iterable[cmd.Command]) -> list[str]:
         refs.append(c.ref)
         if isinstance(c, cmd.Enrol):
             refs.extend((c.cohort, c.household))
+        elif isinstance(c, cmd.Allocate):
+            refs.append(c.programme.code)  # its rules decide the allocation
     return refs
 
 

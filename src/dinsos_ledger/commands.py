@@ -40,11 +40,13 @@ __all__ = [
     "PII_FIELDS",
     "PII_OF_COMMAND",
     "Allocate",
+    "AmendProgramme",
     "Assess",
     "Attend",
     "Close",
     "Command",
     "Complete",
+    "DefineProgramme",
     "Disburse",
     "Enrol",
     "FollowUp",
@@ -228,6 +230,26 @@ class Forget(Command):
     reason: str
 
 
+@attrs.frozen(kw_only=True)
+class DefineProgramme(Command):
+    """Define a programme (``ref`` is its code): name, recipients, desil limit from ``on``."""
+
+    COMMAND: ClassVar[str] = "define_programme"
+
+    name: str
+    recipients: tuple[str, ...]
+    desil_limit: int | None
+
+
+@attrs.frozen(kw_only=True)
+class AmendProgramme(Command):
+    """Change a programme's desil limit from ``on`` (``None``: no desil rule)."""
+
+    COMMAND: ClassVar[str] = "amend_programme"
+
+    desil_limit: int | None
+
+
 # A field parser returns the typed value or raises _Bad with what was expected.
 class _Bad(Exception):
     pass
@@ -371,6 +393,67 @@ _REFERENCE = _pattern(REFERENCE_RE, "a reference of letters, digits and ._:/- (�
 _PERIOD = _pattern(PERIOD_RE, "a month YYYY-MM", Period)
 _TEXT = _string(1, _REASON_MAX)
 
+# -- programmes (SPEC section 10) ------------------------------------------------------------
+
+_RECIPIENT_KINDS: Final = ("household", "veteran", "cohort")
+
+
+def _recipients(value: Any) -> tuple[str, ...]:
+    kinds = ", ".join(_RECIPIENT_KINDS)
+    if not isinstance(value, list):
+        raise _Bad(f"a non-empty array of kinds among {kinds} (got {_kind(value)})")
+    if not value:
+        raise _Bad(f"a non-empty array of kinds among {kinds} (got an empty array)")
+    for item in value:
+        if not isinstance(item, str) or item not in _RECIPIENT_KINDS:
+            shown = _shown(item) if isinstance(item, str) else _kind(item)
+            raise _Bad(f"an array of kinds among {kinds} (got {shown})")
+    if len(set(value)) != len(value):
+        raise _Bad(f"an array of distinct kinds (got {_shown(value)})")
+    return tuple(value)
+
+
+def _desil_limit(value: Any) -> int | None:
+    # null is a value here, not a missing field: the programme has no desil rule.
+    if value is None:
+        return None
+    if type(value) is not int:
+        raise _Bad(f"an integer 1–10 or null (got {_kind(value)})")
+    if not 1 <= value <= 10:  # noqa: PLR2004 -- the desil scale of SPEC section 3
+        raise _Bad(f"an integer 1–10 or null (got {value})")
+    return value
+
+
+_PROGRAMME_CODE = _pattern(PROGRAMME_RE, "a programme code like PKH ([A-Z][A-Z0-9_]{1,31})")
+
+
+def _programme_ref(value: Any) -> str:
+    # amend_programme names a subject that should be a programme: a programme code, or a
+    # case number (a subject of another kind, which is then not_applicable).
+    if isinstance(value, str) and (
+        PROGRAMME_RE.fullmatch(value) is not None or REF_RE.fullmatch(value) is not None
+    ):
+        return value
+    raise _Bad(
+        "a programme code like PKH ([A-Z][A-Z0-9_]{1,31}) "
+        f"(got {_shown(value) if isinstance(value, str) else _kind(value)})"
+    )
+
+
+_PROGRAMME_SPECS: Final[dict[str, tuple[type[Command], dict[str, _Parser], dict[str, _Parser]]]] = {
+    "define_programme": (
+        DefineProgramme,
+        {
+            "ref": _PROGRAMME_CODE,
+            "name": _string(1, _NAME_MAX),
+            "recipients": _recipients,
+            "desil_limit": _desil_limit,
+        },
+        {},
+    ),
+    "amend_programme": (AmendProgramme, {"ref": _programme_ref, "desil_limit": _desil_limit}, {}),
+}
+
 _COMMON: Final[dict[str, _Parser]] = {
     "id": _string(1, 128),
     "command": _string(1, 64),
@@ -432,6 +515,7 @@ _SPECS: Final[dict[str, tuple[type[Command], dict[str, _Parser], dict[str, _Pars
     "withdraw": (Withdraw, {"reason": _TEXT}, {}),
     "close": (Close, {"reason": _choice(CloseReason)}, {}),
     "forget": (Forget, {"reason": _TEXT}, {}),
+    **_PROGRAMME_SPECS,
 }
 
 #: The command names of SPEC section 3, in its order.

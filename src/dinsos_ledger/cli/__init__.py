@@ -6,7 +6,14 @@ Exit status: 0 success, 1 the ledger refused something (rejects, failed verifica
 
 from __future__ import annotations
 
-from dinsos_ledger.cli import audit_verbs, demo_verbs, key_verbs, ledger_verbs, projection_verbs
+from dinsos_ledger.cli import (
+    audit_verbs,
+    demo_verbs,
+    key_verbs,
+    ledger_verbs,
+    programme_verbs,
+    projection_verbs,
+)
 from dinsos_ledger.cli.base import main
 
 __all__ = ["main"]
@@ -16,3 +23,4 @@ audit_verbs.register(main)
 demo_verbs.register(main)
 projection_verbs.register(main)
 key_verbs.register(main)
+programme_verbs.register(main)
