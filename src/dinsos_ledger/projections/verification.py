@@ -28,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import quote
 
 import attrs
 
@@ -149,13 +150,48 @@ def _shadow_datastore(ledger: Any) -> Iterator[Any]:
     from eventsourcing.sqlite import SQLiteDatastore
 
     with tempfile.TemporaryDirectory(prefix="dinsos-verify-") as folder:
-        store: Any = SQLiteDatastore(str(Path(folder) / "shadow.sqlite"), pool_size=1)
+        # One connection, so that the ledger attached to it below is seen by every query.
+        store: Any = SQLiteDatastore(
+            str(Path(folder) / "shadow.sqlite"), pool_size=1, max_overflow=0
+        )
         try:
             with store.transaction(commit=True) as cursor:
                 cursor.execute(f"CREATE TABLE {_SHADOW_LOCK_TABLE} (originator_version INTEGER)")
+            # A projection may read the ledger's own tables (the keyed index): attached
+            # read-only, they are found by name after the shadow's own tables.
+            with store.get_connection(commit=True) as conn:
+                conn.cursor().execute("ATTACH DATABASE ? AS ledger", (_read_only_uri(ledger),))
             yield store
         finally:
             store.close()
+
+
+def _read_only_uri(ledger: Any) -> str:
+    """The ledger's SQLite database as a URI that opens it read-only."""
+    name = str(ledger.target.env["SQLITE_DBNAME"])
+    if name.startswith("file:"):
+        return name  # an in-memory ledger (shared cache): a URI already
+    return f"file:{quote(str(Path(name).resolve()))}?mode=ro"
+
+
+class _ShadowEngine(ProjectionEngine):
+    """The engine writing into PostgreSQL temporary tables, reading the ledger's schema next.
+
+    ``pg_temp`` comes first in the search path, so every table a projection creates or
+    writes is a temporary one; a table it only reads (the keyed index) is then found in
+    the ledger's schema.
+    """
+
+    ledger_schema = "public"
+
+    def _enter_schema(self, cursor: Any, schema: str) -> None:  # type: ignore[override]
+        from psycopg.sql import SQL, Identifier
+
+        cursor.execute(
+            SQL("SET LOCAL search_path TO {0}, {1}").format(
+                Identifier(schema), Identifier(self.ledger_schema)
+            )
+        )
 
 
 # ------------------------------------------------------------------ catalogue
@@ -345,11 +381,12 @@ def check_projections(ledger: Any) -> ProjectionDifference | None:
             return difference
         datastore = stack.enter_context(_shadow_datastore(ledger))
         shadow_ledger = _ShadowLedger(ledger, datastore)
-        shadow = ProjectionEngine(
+        shadow = _ShadowEngine(
             shadow_ledger,
             [p for p in engine.projections if p is not engine.subjects],
             page_size=engine.page_size,
         )
+        shadow.ledger_schema = ledger.target.env.get("POSTGRES_SCHEMA") or "public"
         shadow.ensure_ready()
         for position in sorted(groups):
             shadow_ledger.recorder.stop = position
