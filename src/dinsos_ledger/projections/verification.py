@@ -28,10 +28,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import quote
 
 import attrs
 
+from dinsos_ledger.persistence.common import INDEX_TABLE
 from dinsos_ledger.projections.engine import (
     TRACKING_TABLE,
     Projection,
@@ -143,6 +143,16 @@ def _shadow_datastore(ledger: Any) -> Iterator[Any]:
             schema="pg_temp",
         )
         try:
+            from psycopg.sql import SQL, Identifier
+
+            # The findings projection joins the keyed index (a ledger table, not derived
+            # from the events): the shadow reads a copy of it, in its own session.
+            with datastore.transaction(commit=True) as cursor:
+                cursor.execute(
+                    SQL(
+                        "CREATE TEMP TABLE {0} AS SELECT subject_id, field, mac FROM {1}.{0}"
+                    ).format(Identifier(INDEX_TABLE), Identifier(ledger.recorder.datastore.schema))
+                )
             yield datastore
         finally:
             datastore.close()
@@ -150,48 +160,23 @@ def _shadow_datastore(ledger: Any) -> Iterator[Any]:
     from eventsourcing.sqlite import SQLiteDatastore
 
     with tempfile.TemporaryDirectory(prefix="dinsos-verify-") as folder:
-        # One connection, so that the ledger attached to it below is seen by every query.
-        store: Any = SQLiteDatastore(
-            str(Path(folder) / "shadow.sqlite"), pool_size=1, max_overflow=0
-        )
+        store: Any = SQLiteDatastore(str(Path(folder) / "shadow.sqlite"), pool_size=1)
         try:
+            with ledger.recorder.datastore.transaction(commit=False) as cursor:
+                cursor.execute(f"SELECT subject_id, field, mac FROM {INDEX_TABLE}")
+                index = [tuple(row) for row in cursor.fetchall()]
             with store.transaction(commit=True) as cursor:
                 cursor.execute(f"CREATE TABLE {_SHADOW_LOCK_TABLE} (originator_version INTEGER)")
-            # A projection may read the ledger's own tables (the keyed index): attached
-            # read-only, they are found by name after the shadow's own tables.
-            with store.get_connection(commit=True) as conn:
-                conn.cursor().execute("ATTACH DATABASE ? AS ledger", (_read_only_uri(ledger),))
+                # The findings projection joins the keyed index (a ledger table, not
+                # derived from the events): the shadow reads a copy of it.
+                cursor.execute(
+                    f"CREATE TABLE {INDEX_TABLE} (subject_id TEXT NOT NULL, field TEXT NOT NULL, "
+                    "mac TEXT NOT NULL, PRIMARY KEY (subject_id, field)) WITHOUT ROWID"
+                )
+                cursor.executemany(f"INSERT INTO {INDEX_TABLE} VALUES (?, ?, ?)", index)
             yield store
         finally:
             store.close()
-
-
-def _read_only_uri(ledger: Any) -> str:
-    """The ledger's SQLite database as a URI that opens it read-only."""
-    name = str(ledger.target.env["SQLITE_DBNAME"])
-    if name.startswith("file:"):
-        return name  # an in-memory ledger (shared cache): a URI already
-    return f"file:{quote(str(Path(name).resolve()))}?mode=ro"
-
-
-class _ShadowEngine(ProjectionEngine):
-    """The engine writing into PostgreSQL temporary tables, reading the ledger's schema next.
-
-    ``pg_temp`` comes first in the search path, so every table a projection creates or
-    writes is a temporary one; a table it only reads (the keyed index) is then found in
-    the ledger's schema.
-    """
-
-    ledger_schema = "public"
-
-    def _enter_schema(self, cursor: Any, schema: str) -> None:  # type: ignore[override]
-        from psycopg.sql import SQL, Identifier
-
-        cursor.execute(
-            SQL("SET LOCAL search_path TO {0}, {1}").format(
-                Identifier(schema), Identifier(self.ledger_schema)
-            )
-        )
 
 
 # ------------------------------------------------------------------ catalogue
@@ -381,12 +366,11 @@ def check_projections(ledger: Any) -> ProjectionDifference | None:
             return difference
         datastore = stack.enter_context(_shadow_datastore(ledger))
         shadow_ledger = _ShadowLedger(ledger, datastore)
-        shadow = _ShadowEngine(
+        shadow = ProjectionEngine(
             shadow_ledger,
             [p for p in engine.projections if p is not engine.subjects],
             page_size=engine.page_size,
         )
-        shadow.ledger_schema = ledger.target.env.get("POSTGRES_SCHEMA") or "public"
         shadow.ensure_ready()
         for position in sorted(groups):
             shadow_ledger.recorder.stop = position
