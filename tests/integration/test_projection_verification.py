@@ -51,7 +51,7 @@ def sql(target: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple
 def loaded(target: str) -> str:
     """A ledger holding the field-office file, its projections caught up by the import."""
     result = cli(target, "import", str(FIELD_OFFICE), "--json")
-    assert json.loads(result.stdout)["accepted"] == 59
+    assert json.loads(result.stdout)["accepted"] == 60
     return target
 
 
