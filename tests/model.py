@@ -1,7 +1,7 @@
-r"""A plain reference model of the ledger, written from SPEC sections 2–5 alone.
+r"""A plain reference model of the ledger, written from the subject kinds–5 alone.
 
 The real ledger is event-sourced, encrypted and stored; this model is a handful of
-dictionaries and lists, so that it can be read against the SPEC line by line and trusted
+dictionaries and lists, so that it can be read against the documentation line by line and trusted
 as the oracle of the stateful tests. It never aims for speed: balances and timelines are
 recomputed from scratch, day by day, on every call.
 
@@ -73,9 +73,9 @@ gives the code):
     ``enrol`` dated after the cohort's ``ends``; ``attend``/``complete`` dated before its
     ``starts`` or after its ``ends``.
 
-Readings of the SPEC
+Readings of the documentation
 --------------------
-Where the SPEC is silent or could be read two ways, this model chooses as follows.
+Where the documentation is silent or could be read two ways, this model chooses as follows.
 
 1. A line is parsed as strict JSON: ``NaN``/``Infinity``, a duplicated key in an object,
    invalid UTF-8, a byte-order mark inside a line, nesting too deep for the parser and
@@ -84,7 +84,7 @@ Where the SPEC is silent or could be read two ways, this model chooses as follow
 2. A string containing a NUL character or a lone surrogate (possible through ``\u``
    escapes) is ``invalid``: it cannot be stored as UTF-8 text (nor in PostgreSQL).
 3. Lengths are counted in Unicode code points. ``actor`` must be non-empty; a blank actor
-   such as ``" "`` is accepted (the SPEC only says non-empty).
+   such as ``" "`` is accepted (the documentation only says non-empty).
 4. ``reason`` of ``reverse``, ``withdraw`` and ``forget`` is free text of 1–2,000 code
    points (like ``note``, but required, so not empty). ``note`` may be empty; ``null``
    is a wrong type for every field, including ``note``.
@@ -100,7 +100,7 @@ Where the SPEC is silent or could be read two ways, this model chooses as follow
    in every programme, including reversed disbursements. A ``reverse`` uses no reference.
 10. A closed household still has enrolments; commands on those enrolments follow the
     enrolment's own state (only ``enrol`` looks at the household's closure). Contacts
-    after the household's ``close`` date do not count (SPEC 5: ``on`` ≤ ``end``).
+    after the household's ``close`` date do not count (the continuity rules: ``on`` ≤ ``end``).
 11. "Active" enrolments are the ones not withdrawn; a completed enrolment is active for
     ``cohort_full`` and ``already_enrolled``.
 12. No rule relates a ``reverse``'s date to its disbursement's date, a ``close`` to the
@@ -136,7 +136,7 @@ __all__ = [
     "validate",
 ]
 
-#: The error codes of SPEC section 3, in the order the checks run.
+#: The error codes of the command format, in the order the checks run.
 CODES = (
     "invalid",
     "id_conflict",
@@ -184,7 +184,7 @@ CREATING = {
     "enrol": "enrolment",
 }
 
-#: The kinds each command applies to (SPEC 3, column "applies to").
+#: The kinds each command applies to (the command format, column "applies to").
 APPLIES_TO = {
     "assess": {"household", "veteran"},
     "allocate": {"household", "veteran", "cohort"},
@@ -420,7 +420,7 @@ class Subject:
     kind: str
     registered_on: date
     details: dict[str, Any] = field(default_factory=dict)
-    #: Dates of the subject's own contacts except disbursements (SPEC 5).
+    #: Dates of the subject's own contacts except disbursements (the continuity rules).
     contacts: list[date] = field(default_factory=list)
     assessments: list[dict[str, Any]] = field(default_factory=list)
     allocations: list[Allocation] = field(default_factory=list)
@@ -436,7 +436,7 @@ class Subject:
 
 
 def _covered(day: date, contacts: list[date], window: int) -> bool:
-    """Tell whether some contact ``c`` has ``c <= day <= c + window - 1`` (SPEC 5)."""
+    """Tell whether some contact ``c`` has ``c <= day <= c + window - 1`` (the continuity rules)."""
     return any(c <= day <= c + timedelta(days=window - 1) for c in contacts)
 
 
@@ -461,7 +461,7 @@ class Model:
 
         ``line`` is a raw JSON line or an already-parsed object. The outcome is
         ``"accepted"``, ``"duplicate"`` (same id and body as an accepted command) or
-        ``"rejected"`` with the SPEC error code.
+        ``"rejected"`` with the error code.
         """
         if isinstance(line, dict):
             cmd = line
@@ -815,7 +815,7 @@ class Model:
         return state
 
     def balances(self, as_of: date | None = None) -> list[dict[str, Any]]:
-        """Return SPEC 6's balance rows, sorted by ref then programme."""
+        """Return the CLI contract's balance rows, sorted by ref then programme."""
         rows = []
         for ref in sorted(self.subjects):
             subject = self.subjects[ref]
@@ -840,7 +840,7 @@ class Model:
         return rows
 
     def contacts(self, ref: str, as_of: date) -> list[date]:
-        """Return the contact dates of a household or veteran as of ``as_of`` (SPEC 5).
+        """Return the contact dates of a household or veteran as of ``as_of`` (the continuity rules).
 
         Not yet cut at the window's end; :meth:`continuity` does that.
         """
@@ -855,7 +855,7 @@ class Model:
         return sorted(found)
 
     def continuity(self, as_of: date) -> list[dict[str, Any]]:
-        """Return SPEC 6's continuity rows as of ``as_of``, computed day by day."""
+        """Return the CLI contract's continuity rows as of ``as_of``, computed day by day."""
         rows = []
         for ref in sorted(self.subjects):
             subject = self.subjects[ref]

@@ -47,7 +47,7 @@ __all__ = [
 
 #: Where ``dinsos-ledger demo`` works unless told otherwise.
 DEFAULT_DIR: Final = "demo"
-#: The command file the demo generates (JSON Lines, SPEC section 3).
+#: The command file the demo generates (JSON Lines, the command format).
 SCENARIO_FILE: Final = "scenario.jsonl"
 #: The demo's ledger (SQLite); its master key is beside it in ``LEDGER_FILE.key``.
 LEDGER_FILE: Final = "dinsos-ledger.sqlite"

@@ -55,7 +55,7 @@ class Reject:
     message: str
 
     def to_json(self) -> dict[str, Any]:
-        """The reject line of SPEC section 6."""
+        """The reject line of the CLI contract."""
         return {
             "file": self.file,
             "line": self.line,
@@ -75,7 +75,7 @@ class ImportReport:
     lines: int = 0
 
     def to_json(self) -> dict[str, int]:
-        """The ``--json`` summary of SPEC section 6."""
+        """The ``--json`` summary of the CLI contract."""
         return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
 
 

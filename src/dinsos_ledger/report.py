@@ -199,7 +199,7 @@ class ReportData:
 class MonthlyFlows:
     """Sums money by programme and month from allocations and disbursements.
 
-    :meth:`rows` applies the as-of rules of SPEC section 4: an allocation or disbursement
+    :meth:`rows` applies the as-of rules of the balance rules: an allocation or disbursement
     counts when its ``on`` is on or before the as-of date, and a disbursement is left out
     when its reversal's ``on`` is on or before it too. A disbursement counts in the month of
     its own ``on``, not of the allocation it pays.

@@ -71,7 +71,7 @@ def test_progress_is_not_drawn_when_stderr_is_not_a_terminal(built: tuple[Path, 
 def test_the_demo_rejects_file_holds_one_spec_reject_line_per_refused_command(
     built: tuple[Path, Result],
 ) -> None:
-    """Each line is ``{"file", "line", "id", "code", "message"}`` (SPEC section 6)."""
+    """Each line is ``{"file", "line", "id", "code", "message"}`` (the CLI contract)."""
     directory, result = built
     lines = (directory / "rejects.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == json.loads(result.stdout)["rejected"] > 0

@@ -1,4 +1,4 @@
-"""``dinsos-ledger import`` and ``show`` end to end (SPEC sections 3 and 6), on both backends.
+"""``dinsos-ledger import`` and ``show`` end to end (the command format and the CLI contract), on both backends.
 
 The acceptance fixture ``tests/data/field_office.jsonl`` must give exactly the outcomes of
 ``field_office.expected.jsonl``, line by line; importing it again records nothing twice;

@@ -1,7 +1,7 @@
 """End-to-end tests of the projection verbs: balances, continuity, roll-ups, rebuild, export.
 
 A small command file is written here by hand, and every expected answer below is worked
-out by hand from SPEC sections 4 and 5 (the working is in the comments). Each test runs on
+out by hand from the balance rules and the continuity rules (the working is in the comments). Each test runs on
 SQLite and on PostgreSQL.
 """
 
@@ -127,7 +127,7 @@ COMMANDS = [
 #: One event per command, and two for the enrolment (its own and the cohort's seat).
 EVENTS = len(COMMANDS) + 1
 
-# Balances (SPEC 4) as of 2025-06-30: the cohort's allocation of May 1 counts; VT-A's
+# Balances (the balance rules) as of 2025-06-30: the cohort's allocation of May 1 counts; VT-A's
 # payment was reversed on Mar 1 <= D, so it no longer counts as disbursed.
 BALANCES_JUNE = [
     {
@@ -188,7 +188,7 @@ def timeline(
     last: str,
     status: str,
 ) -> dict[str, Any]:
-    """A continuity row as SPEC section 6 prints it."""
+    """A continuity row as the CLI contract prints it."""
     return {
         "ref": ref,
         "kind": kind,
@@ -205,7 +205,7 @@ def timeline(
     }
 
 
-# Continuity (SPEC 5) as of 2025-06-30; HH-B (registered Jul 1) has no timeline.
+# Continuity (the continuity rules) as of 2025-06-30; HH-B (registered Jul 1) has no timeline.
 CONTINUITY_JUNE = [
     # Jan 1 .. Jun 30 is 181 days. Contacts Jan 1 (register, assess), Feb 1 (payment),
     # May 20 (enrol) and Jun 2 (attend); the not_found follow-up is none. Feb 1 covers up to
@@ -298,7 +298,7 @@ def test_balances_json_is_the_spec_rows_worked_out_by_hand(loaded: Run) -> None:
 
 
 def test_continuity_json_is_the_spec_timelines_worked_out_by_hand(loaded: Run) -> None:
-    """Timelines sorted by ref, with gaps, coverage to 4 places and status (SPEC 5, 6)."""
+    """Timelines sorted by ref, with gaps, coverage to 4 places and status (the continuity rules and the CLI contract)."""
     assert as_json(loaded("continuity", "--as-of", "2025-06-30", "--json")) == CONTINUITY_JUNE
     assert as_json(loaded("continuity", "--as-of", "2025-02-15", "--json")) == CONTINUITY_FEBRUARY
     july = as_json(loaded("continuity", "--as-of", "2025-07-01", "--json"))
