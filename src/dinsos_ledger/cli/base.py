@@ -15,6 +15,8 @@ import click
 
 from dinsos_ledger.application import Ledger
 from dinsos_ledger.errors import LedgerError, StorageError
+from dinsos_ledger.extras import MissingExtra, require_extra
+from dinsos_ledger.storage import parse_target
 
 __all__ = ["State", "echo_json", "fail", "main", "open_ledger", "pass_state"]
 
@@ -59,7 +61,12 @@ def fail(message: str, code: int = 2) -> NoReturn:
 def open_ledger(state: State) -> Iterator[Ledger]:
     """Open the ledger named by ``--db``; storage problems exit 2 with a clear message."""
     try:
+        if parse_target(state.db).is_postgres:
+            require_extra("postgres")
         ledger = Ledger(state.db)
+    except MissingExtra as e:
+        fail(e.message)
+        raise AssertionError from e  # pragma: no cover
     except LedgerError as e:
         fail(e.message)
         raise AssertionError from e  # pragma: no cover
@@ -83,6 +90,8 @@ def handles_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except MissingExtra as e:
+            fail(e.message, 2)
         except StorageError as e:
             fail(e.message, 2)
         except LedgerError as e:
