@@ -228,10 +228,12 @@ def run_demo(
     seed: int | None = None,
     end: dt.date | None = None,
     progress: Progress | None = None,
+    lang: str | None = None,
 ) -> DemoResult:
     """Build the demo in ``directory``: scenario, ledger, rejects and report.
 
-    ``progress`` shows each stage (generate, import, projections, report). Raises
+    ``progress`` shows each stage (generate, import, projections, report); ``lang`` is the
+    report's language (default Indonesian). Raises
     :class:`DemoDirectoryError` when the folder may not be used.
     """
     started = time.monotonic()
@@ -261,7 +263,7 @@ def run_demo(
             with bars.stage("Building projections") as stage:
                 ledger.projections.catch_up(stage.update)
             with bars.stage("Writing the report"):
-                write_report(ledger, folder / REPORT_DIR, as_of=config.end)
+                write_report(ledger, folder / REPORT_DIR, as_of=config.end, lang=lang)
 
     return DemoResult(
         directory=folder,

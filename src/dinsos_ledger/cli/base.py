@@ -16,6 +16,7 @@ import click
 from dinsos_ledger.application import Ledger
 from dinsos_ledger.errors import LedgerError, StorageError
 from dinsos_ledger.extras import MissingExtra, require_extra
+from dinsos_ledger.i18n import LANG_ENV, LANGUAGES, Messages, messages, resolve_language
 from dinsos_ledger.storage import parse_target
 
 __all__ = ["State", "echo_json", "fail", "main", "open_ledger", "pass_state"]
@@ -26,9 +27,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 class State:
     """Options given before the verb."""
 
-    def __init__(self, db: str | None, quiet: bool) -> None:
+    def __init__(self, db: str | None, quiet: bool, lang: str | None = None) -> None:
         self.db = db
         self.quiet = quiet
+        self.lang = resolve_language(lang)
+        """The operator's language: ``id`` (default) or ``en``; JSON output never changes."""
+
+    @property
+    def m(self) -> Messages:
+        """The operator messages and number formats of :attr:`lang`."""
+        return messages(self.lang)
 
 
 pass_state = click.make_pass_decorator(State)
@@ -44,11 +52,19 @@ pass_state = click.make_pass_decorator(State)
     help="SQLite file (default dinsos-ledger.sqlite) or postgresql://user@host:port/dbname.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress or messages on stderr.")
+@click.option(
+    "--lang",
+    type=click.Choice(LANGUAGES),
+    envvar=LANG_ENV,
+    default=None,
+    help="Language of messages and the report: id (Indonesian, the default) or en. "
+    "JSON output is the same in both.",
+)
 @click.version_option(package_name="dinsos-ledger")
 @click.pass_context
-def main(ctx: click.Context, db: str | None, quiet: bool) -> None:
+def main(ctx: click.Context, db: str | None, quiet: bool, lang: str | None) -> None:
     """An event-sourced ledger of social-service delivery (Dinas Sosial)."""
-    ctx.obj = State(db, quiet)
+    ctx.obj = State(db, quiet, lang)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

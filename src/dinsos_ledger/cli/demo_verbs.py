@@ -19,6 +19,8 @@ from dinsos_ledger.cli.base import (
     pass_state,
 )
 from dinsos_ledger.errors import StorageError
+from dinsos_ledger.extras import require_extra
+from dinsos_ledger.i18n import LANGUAGES
 from dinsos_ledger.progress import Progress
 
 if TYPE_CHECKING:  # the demo and the report load matplotlib: imported where used
@@ -62,11 +64,14 @@ def demo(
     refused exactly those, 1 when it did not. The --db option is not used: the demo's
     ledger is always in DIR.
     """
+    require_extra("report")
     from dinsos_ledger.demo import DemoDirectoryError, run_demo
 
     try:
         with Progress(quiet=state.quiet) as progress:
-            result = run_demo(directory, households=households, seed=seed, progress=progress)
+            result = run_demo(
+                directory, households=households, seed=seed, progress=progress, lang=state.lang
+            )
     except DemoDirectoryError as e:
         fail(str(e))
         return
@@ -126,32 +131,46 @@ def _program() -> str:
     callback=parse_day,
     help="Report as of this business date, YYYY-MM-DD (default today).",
 )
+@click.option(
+    "--lang",
+    "lang",
+    type=click.Choice(LANGUAGES),
+    default=None,
+    help="Language of the report: id (Indonesian, the default) or en "
+    "(default: the --lang before the verb, or $DINSOS_LEDGER_LANG).",
+)
 @pass_state
 @handles_errors
-def report(state: State, out_dir: Path, as_of: dt.date | None) -> None:
+def report(state: State, out_dir: Path, as_of: dt.date | None, lang: str | None) -> None:
     """Write an HTML report with charts to OUT_DIR/index.html.
 
     One self-contained page that opens offline and reads on a phone: headline numbers,
     continuity coverage by kecamatan, the overdue list, timelines of sample households,
     balances and monthly disbursements by programme, and veterans' tali asih. It shows
-    case numbers, never personal data.
+    case numbers, never personal data. Indonesian by default, English with --lang en.
     """
+    require_extra("report")
     from dinsos_ledger.report import write_report
 
+    m = state.m
     with (
         open_ledger(state) as ledger,
         Progress(quiet=state.quiet) as progress,
-        progress.stage("Writing the report"),
+        progress.stage(m("Writing the report")),
     ):
         try:
-            path = write_report(ledger, out_dir, as_of=as_of)
+            path = write_report(ledger, out_dir, as_of=as_of, lang=lang or state.lang)
         except StorageError:
             raise  # reading the ledger failed: open_ledger reports it
         except OSError as e:
-            fail(f"cannot write the report to {out_dir}: {e.strerror or e}")
+            fail(
+                m("cannot write the report to {folder}: {reason}").format(
+                    folder=out_dir, reason=e.strerror or e
+                )
+            )
             return
     if not state.quiet:
-        click.echo(f"wrote {path}", err=True)
+        click.echo(m("wrote {path}: open it in a browser").format(path=path), err=True)
 
 
 def register(group: click.Group) -> None:
