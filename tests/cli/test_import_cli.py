@@ -351,7 +351,7 @@ def test_an_empty_file_imports_nothing_and_exits_0(
         0,
         {"accepted": 0, "duplicates": 0, "rejected": 0},
     )
-    assert "no commands" in result.stderr
+    assert "masukan tidak berisi perintah" in result.stderr
 
 
 def test_a_missing_file_exits_2_before_anything_is_imported(target: str, tmp_path: Path) -> None:

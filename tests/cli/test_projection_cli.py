@@ -394,7 +394,8 @@ def test_without_json_the_verbs_print_aligned_tables(loaded: Run) -> None:
     )
     result = loaded("overdue", "--as-of", "2025-06-30")
     assert result.stdout == (
-        "ref   kind       last contact  days overdue\nHH-D  household  2025-03-15              18\n"
+        "ref   kind       kecamatan    last contact  days overdue\n"
+        "HH-D  household  Muara Wahau  2025-03-15              18\n"
     )
     lines = loaded("continuity", "--as-of", "2025-06-30").stdout.splitlines()
     assert lines[0].split() == [
@@ -434,17 +435,31 @@ def test_an_empty_ledger_answers_empty_arrays(run: Run) -> None:
         assert as_json(run(verb, "--json")) == [], verb
         result = run(verb)
         assert (result.exit_code, result.stdout) == (0, ""), verb
-        assert result.stderr.startswith("no "), verb
+        assert result.stderr.startswith("tidak ada "), verb
+        english = run("--lang", "en", verb)
+        assert english.stderr.startswith("no "), verb
 
 
-@pytest.mark.parametrize("day", ["2025-02-30", "2025-2-3", "yesterday", "2025-02-03T00:00"])
+@pytest.mark.parametrize("day", ["2025-2-3", "yesterday", "2025-02-03T00:00"])
 def test_an_invalid_as_of_is_a_usage_error(run: Run, day: str) -> None:
-    """Anything but an existing YYYY-MM-DD date exits 2 and says what was expected."""
+    """Anything not shaped YYYY-MM-DD exits 2 and says what was expected (id, or en)."""
     for verb in ("balances", "continuity", "coverage", "overdue", "outstanding"):
         result = run(verb, "--as-of", day, "--json")
         assert result.exit_code == 2, verb
         assert result.stdout == ""
-        assert f"must be a date YYYY-MM-DD (got '{day}')" in result.stderr
+        assert f"harus berupa tanggal YYYY-MM-DD (diberikan '{day}')" in result.stderr
+        english = run("--lang", "en", verb, "--as-of", day, "--json")
+        assert f"must be a date YYYY-MM-DD (got '{day}')" in english.stderr
+
+
+@pytest.mark.parametrize("day", ["2025-02-30", "2025-13-01", "2025-04-31"])
+def test_an_as_of_that_does_not_exist_says_so(run: Run, day: str) -> None:
+    """A well-shaped date the calendar lacks exits 2 saying that date does not exist."""
+    result = run("balances", "--as-of", day, "--json")
+    assert result.exit_code == 2
+    assert f"tanggal {day} tidak ada di kalender" in result.stderr
+    english = run("--lang", "en", "balances", "--as-of", day)
+    assert f"{day} does not exist in the calendar" in english.stderr
 
 
 @pytest.mark.usefixtures("loaded")
@@ -463,8 +478,10 @@ def test_rebuild_drops_and_rebuilds_and_says_what_it_did(loaded: Run) -> None:
     result = loaded("rebuild")
     assert (result.exit_code, result.stdout) == (
         0,
-        f"rebuilt subjects, money, contacts from {EVENTS} events\n",
+        f"subjects, money, contacts dibangun ulang dari {EVENTS} peristiwa\n",
     )
+    english = loaded("--lang", "en", "rebuild")
+    assert english.stdout == f"rebuilt subjects, money, contacts from {EVENTS} events\n"
     assert as_json(loaded("rebuild", "money", "contacts", "--json")) == {
         "rebuilt": ["money", "contacts"],
         "events": EVENTS,
@@ -475,7 +492,7 @@ def test_rebuild_drops_and_rebuilds_and_says_what_it_did(loaded: Run) -> None:
 
 def test_rebuild_in_small_pages_gives_the_same_answers(loaded: Run) -> None:
     """--page-size changes how often a rebuild commits, not what it builds; 0 is refused."""
-    result = loaded("rebuild", "--page-size", "7")
+    result = loaded("--lang", "en", "rebuild", "--page-size", "7")
     assert (result.exit_code, result.stdout) == (
         0,
         f"rebuilt subjects, money, contacts from {EVENTS} events\n",
@@ -597,7 +614,7 @@ def test_export_to_stdout_and_its_usage_errors(loaded: Run, tmp_path: Path) -> N
     assert loaded("export", "--format", "parquet", "-").exit_code == 2
     nowhere = loaded("export", "--format", "jsonl", str(tmp_path / "missing" / "events.jsonl"))
     assert nowhere.exit_code == 2
-    assert nowhere.stderr.startswith("Error: cannot write ")
+    assert nowhere.stderr.startswith("Error: tidak dapat menulis ")
     assert not (tmp_path / "missing").exists()
 
 

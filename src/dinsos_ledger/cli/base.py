@@ -120,13 +120,19 @@ def handles_errors(func: F) -> F:
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-def parse_day(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dt.date | None:
+def parse_day(ctx: click.Context, _param: click.Parameter, value: str | None) -> dt.date | None:
     """Click callback for a business-date option: ``YYYY-MM-DD`` that exists, or None."""
     if value is None:
         return None
+    state = ctx.find_object(State)
+    m = state.m if state is not None else messages()
+    if _DAY.fullmatch(value) is None:
+        raise click.BadParameter(
+            m("must be a date YYYY-MM-DD (got {value})").format(value=repr(value))
+        )
     try:
-        if _DAY.fullmatch(value) is None:
-            raise ValueError(value)
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"must be a date YYYY-MM-DD (got {value!r})") from None
+        raise click.BadParameter(
+            m("{value} does not exist in the calendar (YYYY-MM-DD)").format(value=value)
+        ) from None
