@@ -13,6 +13,7 @@ import click
 from dinsos_ledger import audit
 from dinsos_ledger.chain import CheckpointError, load_or_create_signing_key
 from dinsos_ledger.cli.base import State, echo_json, fail, handles_errors, open_ledger, pass_state
+from dinsos_ledger.progress import Progress
 
 __all__ = ["register"]
 
@@ -81,7 +82,10 @@ def verify(
                 checkpoint = audit.load_checkpoint(data, pinned)
             except CheckpointError as e:
                 _refuse_checkpoint(str(checkpoint_path), e.message, as_json=as_json)
-        report = audit.verify(ledger, checkpoint=checkpoint)
+        # The chain is checked in one pass with no count to report: the stage shows that it
+        # runs and how long it took.
+        with Progress(quiet=state.quiet) as progress, progress.stage(state.m("Verifying")):
+            report = audit.verify(ledger, checkpoint=checkpoint)
     if as_json:
         echo_json(report.to_json())
         sys.exit(0 if report.ok else 1)
