@@ -27,13 +27,13 @@ import json
 import os
 import re
 import sqlite3
+import sys
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final, Literal, ParamSpec, TypeVar, cast
 
 import attrs
-import psycopg
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -42,7 +42,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from eventsourcing.domain import CanMutateProtocol, DomainEventProtocol
 from eventsourcing.persistence import PersistenceError
 from eventsourcing.utils import resolve_topic
-from psycopg.sql import SQL, Identifier
 
 from dinsos_ledger import chain
 from dinsos_ledger.aggregates.base import Subject
@@ -50,7 +49,7 @@ from dinsos_ledger.application import Ledger
 from dinsos_ledger.codec import converter, event_fields
 from dinsos_ledger.commands import PII_FIELDS
 from dinsos_ledger.errors import LedgerError, StorageError
-from dinsos_ledger.storage import LedgerPostgresRecorder, LedgerSQLiteRecorder, Target
+from dinsos_ledger.storage import LedgerSQLiteRecorder, Target
 from dinsos_ledger.types import Sealed
 
 __all__ = [
@@ -93,7 +92,23 @@ _UNREADABLE_ID: Final = ""
 
 
 # Failures of the store itself: never mistaken for a tampered row, always a StorageError.
-_STORE_ERRORS: Final = (PersistenceError, psycopg.Error, sqlite3.Error, OSError)
+def _store_errors() -> tuple[type[BaseException], ...]:
+    """The errors of a store that cannot be read; psycopg's only once it is loaded.
+
+    psycopg is imported only for a PostgreSQL ledger (the ``postgres`` extra); where it was
+    never imported, none of its errors can be raised.
+    """
+    errors: list[type[BaseException]] = [PersistenceError, sqlite3.Error, OSError]
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None:
+        errors.append(psycopg.Error)
+    return tuple(errors)
+
+
+def _is_postgres(recorder: object) -> bool:
+    """Whether ``recorder`` is the PostgreSQL one (without importing it, or psycopg)."""
+    return not isinstance(recorder, LedgerSQLiteRecorder)
+
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -108,7 +123,7 @@ def _reading(func: Callable[_P, _R]) -> Callable[_P, _R]:
             return func(*args, **kwargs)
         except StorageError:
             raise
-        except _STORE_ERRORS as e:
+        except _store_errors() as e:
             ledger = args[0]
             shown = ledger.target.display if isinstance(ledger, Ledger) else "the ledger"
             msg = f"cannot read the ledger at {shown}: {e}"
@@ -308,7 +323,9 @@ def _position(
     """
     aggregate = "MAX" if which == "last" else "MIN"
     where = which == "next"
-    if isinstance(recorder, LedgerPostgresRecorder):
+    if _is_postgres(recorder):
+        from psycopg.sql import SQL, Identifier
+
         table = recorder.events_table if what == "row" else recorder.chain_table
         column = Identifier("notification_id" if what == "row" else "position")
         query = SQL("SELECT {0}({1}) AS p FROM {2}").format(SQL(aggregate), column, table)
@@ -454,10 +471,12 @@ def _snapshot_keys(ledger: Ledger, page: int = 500) -> Iterator[tuple[Any, Any]]
     if store is None:
         return
     recorder: Any = store.recorder
-    postgres = isinstance(ledger.recorder, LedgerPostgresRecorder)
+    postgres = _is_postgres(ledger.recorder)
     last: tuple[Any, Any] | None = None
     while True:
         if postgres:
+            from psycopg.sql import SQL, Identifier
+
             table = SQL("{0}.{1}").format(
                 Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)
             )
@@ -526,7 +545,7 @@ def check_snapshots(ledger: Ledger) -> AuditFinding | None:
             stored = next(iter(ledger.app.snapshots.get(sid, gt=version - 1, lte=version)))
             taken = _mutate(stored, None)
             same = replayed is not None and _state(taken) == _state(replayed)
-        except _STORE_ERRORS:
+        except _store_errors():
             raise
         except Exception:  # noqa: BLE001 - an edited snapshot may fail to decode in any way
             same = False
@@ -552,7 +571,9 @@ def check_snapshots(ledger: Ledger) -> AuditFinding | None:
 # ------------------------------------------------------------------ ledger identity
 
 
-def _meta_table(recorder: LedgerPostgresRecorder) -> Any:
+def _meta_table(recorder: Any) -> Any:
+    from psycopg.sql import SQL, Identifier
+
     return SQL("{0}.{1}").format(Identifier(recorder.datastore.schema), Identifier(_META_TABLE))
 
 
@@ -566,8 +587,11 @@ def ledger_id(ledger: Ledger, *, create: bool = False) -> str | None:
     """
     recorder = ledger.recorder
     fresh = str(uuid.uuid4())
-    if isinstance(recorder, LedgerPostgresRecorder):
-        table = _meta_table(recorder)
+    if _is_postgres(recorder):
+        from psycopg.sql import SQL
+
+        postgres: Any = recorder  # the PostgreSQL recorder, not imported here (psycopg)
+        table = _meta_table(postgres)
         with recorder.datastore.transaction(commit=create) as curs:
             if create:
                 curs.execute(
@@ -584,7 +608,7 @@ def ledger_id(ledger: Ledger, *, create: bool = False) -> str | None:
                     (_LEDGER_ID, fresh),
                 )
             else:
-                name = f'"{recorder.datastore.schema}"."{_META_TABLE}"'
+                name = f'"{postgres.datastore.schema}"."{_META_TABLE}"'
                 curs.execute("SELECT to_regclass(%s) AS t", (name,))
                 found = curs.fetchone()
                 if found is None or found["t"] is None:

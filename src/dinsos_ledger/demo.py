@@ -24,6 +24,7 @@ from typing import Final
 import attrs
 
 from dinsos_ledger.application import Ledger
+from dinsos_ledger.i18n import messages
 from dinsos_ledger.importer import ImportReport, Reject, import_files
 from dinsos_ledger.progress import Progress
 from dinsos_ledger.report import REPORT_FILE, write_report
@@ -237,13 +238,14 @@ def run_demo(
     :class:`DemoDirectoryError` when the folder may not be used.
     """
     started = time.monotonic()
+    m = messages(lang)
     folder = Path(directory)
     config = demo_config(households=households, seed=seed, end=end)
     prepare_directory(folder)
     bars = progress or Progress(quiet=True)
 
     with (
-        bars.stage("Generating commands") as stage,
+        bars.stage(m("Generating commands")) as stage,
         (folder / SCENARIO_FILE).open("w", encoding="utf-8", newline="\n") as out,
     ):
         summary = generate(config, out, stage.update)
@@ -256,13 +258,13 @@ def run_demo(
             rejects_out.write(json.dumps(reject.to_json(), ensure_ascii=False) + "\n")
 
         with Ledger(str(folder / LEDGER_FILE)) as ledger:
-            with bars.stage("Importing", total=summary.lines) as stage:
+            with bars.stage(m("Importing"), total=summary.lines) as stage:
                 imported = import_files(
                     ledger, [folder / SCENARIO_FILE], on_reject=on_reject, progress=stage.advance
                 )
-            with bars.stage("Building projections") as stage:
+            with bars.stage(m("Building projections")) as stage:
                 ledger.projections.catch_up(stage.update)
-            with bars.stage("Writing the report"):
+            with bars.stage(m("Writing the report")):
                 write_report(ledger, folder / REPORT_DIR, as_of=config.end, lang=lang)
 
     return DemoResult(

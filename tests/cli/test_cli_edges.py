@@ -198,10 +198,6 @@ def test_a_sqlite_ledger_never_imports_matplotlib_numpy_or_pyarrow(tmp_path: Pat
     assert not {"matplotlib", "numpy", "pyarrow"} & set(loaded), loaded
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="storage.py and audit.py import psycopg at module level until the storage split",
-)
 def test_a_sqlite_ledger_never_imports_psycopg(tmp_path: Path) -> None:
     """The core install (no postgres extra) is enough for a SQLite ledger."""
     assert _modules_after_balances(tmp_path) == []
@@ -210,14 +206,7 @@ def test_a_sqlite_ledger_never_imports_psycopg(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("module", "argv", "extra"),
     [
-        pytest.param(
-            "psycopg",
-            ["--db", "postgresql://nobody@127.0.0.1:1/none", "balances"],
-            "postgres",
-            marks=pytest.mark.xfail(
-                strict=True, reason="storage.py imports psycopg until the storage split"
-            ),
-        ),
+        ("psycopg", ["--db", "postgresql://nobody@127.0.0.1:1/none", "balances"], "postgres"),
         ("matplotlib", ["report", "OUT"], "report"),
     ],
 )

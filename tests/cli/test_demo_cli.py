@@ -56,14 +56,16 @@ def test_the_demo_prints_where_everything_is_on_stderr(built: tuple[Path, Result
     summary = json.loads(result.stdout)
     for name in ("scenario.jsonl", "dinsos-ledger.sqlite", "rejects.jsonl", "report/index.html"):
         assert str(directory / name) in result.stderr
-    assert f"{summary['rejected']} rejected" in result.stderr
-    assert "refused as expected" in result.stderr
+    assert f"{summary['rejected']} ditolak" in result.stderr
+    assert "ditolak sesuai harapan" in result.stderr
+    assert "Selanjutnya: buka" in result.stderr
 
 
 def test_progress_is_not_drawn_when_stderr_is_not_a_terminal(built: tuple[Path, Result]) -> None:
     """Under a test runner stderr is a pipe: no bars, no control characters."""
     _, result = built
     assert "Importing" not in result.stderr
+    assert "Mengimpor" not in result.stderr
     assert "\x1b[" not in result.stderr
     assert "\r" not in result.stderr
 

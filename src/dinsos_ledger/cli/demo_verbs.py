@@ -20,7 +20,7 @@ from dinsos_ledger.cli.base import (
 )
 from dinsos_ledger.errors import StorageError
 from dinsos_ledger.extras import require_extra
-from dinsos_ledger.i18n import LANGUAGES
+from dinsos_ledger.i18n import LANGUAGES, Messages
 from dinsos_ledger.progress import Progress
 
 if TYPE_CHECKING:  # the demo and the report load matplotlib: imported where used
@@ -76,41 +76,65 @@ def demo(
         fail(str(e))
         return
     except OSError as e:
-        fail(f"cannot build the demo in {directory}: {e.strerror or e}")
+        fail(
+            state.m("cannot build the demo in {folder}: {reason}").format(
+                folder=directory, reason=e.strerror or e
+            )
+        )
         return
     if as_json:
         echo_json(result.to_json())
     if not state.quiet:
-        _summary(result)
+        _summary(result, state.m)
     if not result.rejects_match:
         for mismatch in result.mismatches[:20]:
             click.echo(f"mismatch: {mismatch}", err=True)
         fail("the ledger's rejects differ from the scenario's deliberate mistakes", 1)
 
 
-def _summary(result: DemoResult) -> None:
-    """The human summary on stderr: where everything is, and how the import went."""
+def _summary(result: DemoResult, m: Messages) -> None:
+    """The human summary on stderr: where everything is, how the import went, what next."""
     c, imported = result.config, result.imported
     expected = len(result.expected.expected_rejects)
     verdict = (
-        f"all {expected} refused as expected"
+        m("all {n} refused as expected").format(n=m.number(expected))
         if result.rejects_match
-        else f"{len(result.mismatches)} differences from the {expected} expected"
+        else m("{n} differences from the {expected} expected").format(
+            n=m.number(len(result.mismatches)), expected=m.number(expected)
+        )
     )
     lines = [
-        (
-            f"Demo built in {result.seconds:.1f} s: seed {c.seed}, {c.households} households, "
-            f"{c.veterans} veterans, {c.cohorts} cohorts, {c.start} to {c.end}."
+        m(
+            "Demo built in {seconds} s: seed {seed}, {households} households, {veterans} "
+            "veterans, {cohorts} cohorts, {start} to {end}."
+        ).format(
+            seconds=m.decimal(result.seconds),
+            seed=c.seed,
+            households=m.number(c.households),
+            veterans=m.number(c.veterans),
+            cohorts=m.number(c.cohorts),
+            start=m.date(c.start),
+            end=m.date(c.end),
         ),
-        f"  commands  {result.scenario}  ({result.expected.lines:,} lines)",
-        f"  ledger    {result.ledger}",
-        f"  rejects   {result.rejects}",
-        f"  report    {result.report}",
-        (
-            f"Imported {imported.accepted:,} accepted, {imported.duplicates:,} duplicates, "
-            f"{imported.rejected:,} rejected: the scenario's deliberate mistakes, {verdict}."
+        "  "
+        + m("commands  {path}  ({lines} lines)").format(
+            path=result.scenario, lines=m.number(result.expected.lines)
         ),
-        f"Open {result.report} in a browser, or ask the ledger, for example:",
+        "  " + m("ledger    {path}").format(path=result.ledger),
+        "  " + m("rejects   {path}").format(path=result.rejects),
+        "  " + m("report    {path}").format(path=result.report),
+        m(
+            "Imported: {accepted} accepted, {duplicates} duplicates, {rejected} rejected: "
+            "the scenario's deliberate mistakes, {verdict}."
+        ).format(
+            accepted=m.number(imported.accepted),
+            duplicates=m.number(imported.duplicates),
+            rejected=m.number(imported.rejected),
+            verdict=verdict,
+        ),
+        m("Next: open {report} in a browser, or ask the ledger, for example:").format(
+            report=result.report
+        ),
         f"  {_program()} --db {result.ledger} overdue",
     ]
     click.echo("\n".join(lines), err=True)
