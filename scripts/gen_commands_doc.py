@@ -99,10 +99,10 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "close": {"reason": "moved"},
     "forget": {"reason": "permintaan penghapusan data"},
     "define_programme": {
-        "ref": "TALI_ASIH",
-        "name": "Tali Asih Veteran",
-        "recipients": ["veteran"],
-        "desil_limit": None,
+        "ref": "PKH",
+        "name": "Program Keluarga Harapan",
+        "recipients": ["household"],
+        "desil_limit": 4,
     },
     "amend_programme": {"ref": "PKH", "desil_limit": 3},
 }

@@ -63,7 +63,8 @@ def updated(lang: str) -> Catalog:
 def po_text(catalog: Catalog) -> bytes:
     """The catalogue as .po text, without the line that changes on every run."""
     out = io.BytesIO()
-    write_po(out, catalog, width=96, omit_header=False, sort_output=True)
+    # No source locations: the catalogue changes only when a text does, not when code moves.
+    write_po(out, catalog, width=96, omit_header=False, sort_output=True, no_location=True)
     return out.getvalue()
 
 

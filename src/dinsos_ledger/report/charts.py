@@ -325,7 +325,9 @@ def _month_labels(ax: Any, months: Sequence[str], m: Messages, partial: str | No
     step = max(1, -(-len(months) // 8))  # at most 8 labels: they must fit a phone
     ticks = list(range(0, len(months), step))
     if partial in months and months.index(partial) not in ticks:
-        ticks.append(months.index(partial))
+        # The partial month is always labelled; a regular label too close to it gives way.
+        at = months.index(partial)
+        ticks = [t for t in ticks if abs(t - at) >= step] + [at]
     labels = []
     for i in ticks:
         year, month = int(months[i][:4]), int(months[i][5:])

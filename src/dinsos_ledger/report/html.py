@@ -142,13 +142,14 @@ def render_html(
     s, st = data.subjects, data.statuses
     as_of = m.date(data.as_of)
     partial = partial_month(data.as_of)
-    partial_note = (
-        " "
-        + m("* {month} is cut short by the as-of date: it counts up to {date} only.").format(
-            month=m.month(data.as_of.year, data.as_of.month), date=as_of
-        )
-        if partial
-        else ""
+    note = " " + m("* {month} is cut short by the as-of date: it counts up to {date} only.").format(
+        month=m.month(data.as_of.year, data.as_of.month), date=as_of
+    )
+    # Said under a chart only when the chart shows that month.
+    paid_months = {f.month for f in data.flows if f.disbursed}
+    partial_paid = note if partial is not None and partial in paid_months else ""
+    partial_tali = (
+        note if partial is not None and partial in {f.month for f in data.tali_asih} else ""
     )
 
     cards = [
@@ -360,7 +361,7 @@ def render_html(
                     "Money paid in each month by business date, net of payments reversed by "
                     "the as-of date; each colour is a programme."
                 )
-                + partial_note
+                + partial_paid
             ),
         ),
         _section(
@@ -381,7 +382,7 @@ def render_html(
                     "Grey is accrued, green handed over; the shaded band below is what is "
                     "owed to veterans."
                 )
-                + partial_note
+                + partial_tali
             ),
         ),
         "</main>",
