@@ -54,7 +54,7 @@ pass_state = click.make_pass_decorator(State)
 @click.option("--quiet", "-q", is_flag=True, help="No progress or messages on stderr.")
 @click.option(
     "--lang",
-    type=click.Choice(LANGUAGES),
+    type=click.Choice(LANGUAGES, case_sensitive=False),
     envvar=LANG_ENV,
     default=None,
     help="Language of messages and the report: id (Indonesian, the default) or en. "

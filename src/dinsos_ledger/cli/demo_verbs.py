@@ -158,7 +158,7 @@ def _program() -> str:
 @click.option(
     "--lang",
     "lang",
-    type=click.Choice(LANGUAGES),
+    type=click.Choice(LANGUAGES, case_sensitive=False),
     default=None,
     help="Language of the report: id (Indonesian, the default) or en "
     "(default: the --lang before the verb, or $DINSOS_LEDGER_LANG).",
