@@ -229,3 +229,43 @@ def test_a_missing_extra_names_the_extra_to_install(
     assert done.returncode == 2, done.stderr
     assert f"install dinsos-ledger[{extra}]" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _stderr_on_a_terminal(args: list[str]) -> str:
+    """Run the CLI with stderr on a pseudo-terminal; what it drew there."""
+    main_fd, terminal = os.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", "from dinsos_ledger.cli import main; main()", *args],
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            check=False,
+            timeout=120,
+        )
+        os.close(terminal)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(main_fd, 65536)
+            except OSError:  # the terminal's other end is closed: everything was read
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(main_fd)
+    assert done.returncode in (0, 1), drawn
+    return drawn.decode("utf-8", errors="replace")
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_long_verbs_show_progress_on_a_terminal_and_not_with_quiet(tmp_path: Path) -> None:
+    """import and verify draw their stages on a terminal; --quiet draws nothing."""
+    db = str(tmp_path / "tty.sqlite")
+    drawn = _stderr_on_a_terminal(["--db", db, "import", str(FIXTURE), "--rejects", "/dev/null"])
+    assert "✓ Mengimpor (baris)" in drawn
+    assert "111/111" in drawn  # every non-blank line, counted as it was handled
+    assert "✓ Memperbarui proyeksi" in drawn
+    assert "Memverifikasi" in _stderr_on_a_terminal(["--db", db, "verify"])
+    quiet = _stderr_on_a_terminal(["--db", db, "--quiet", "import", str(FIXTURE)])
+    assert quiet == ""
