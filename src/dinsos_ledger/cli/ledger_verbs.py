@@ -247,6 +247,16 @@ _LABELS = {
     "status": N_("status"),
     "attended": N_("attendances"),
     "balances": N_("balances"),
+    "allocations": N_("allocations"),
+    "reference": N_("reference"),
+    "amount": N_("amount"),
+    "period": N_("period"),
+    "on": N_("date"),
+    "rule": N_("rule"),
+    "source": N_("source"),
+    "programme_version": N_("programme version"),
+    "desil_limit": N_("desil limit"),
+    "recipients": N_("recipients"),
 }
 _MONEY = frozenset({"amount", "allocated", "disbursed", "outstanding", "confirmed"})
 _DAY_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -258,7 +268,7 @@ def _value(key: str, value: Any, m: Messages) -> str:
         return "—"
     if isinstance(value, bool):
         return m("yes") if value else m("no")
-    if key in ("kind", "status", "close_reason") and isinstance(value, str):
+    if key in ("kind", "status", "close_reason", "recipients", "source") and isinstance(value, str):
         return m(value)
     if isinstance(value, int) and key in _MONEY:
         return m.rupiah(value)
@@ -277,23 +287,37 @@ def _value(key: str, value: Any, m: Messages) -> str:
     return str(value)
 
 
+def _label(key: str, m: Messages) -> str:
+    return m(_LABELS[key]) if key in _LABELS else m(key.replace("_", " "))
+
+
+def _inline(key: str, value: Any, m: Messages) -> str:
+    """A value on one line; an object as ``label value · label value``."""
+    if isinstance(value, Mapping):
+        inner = " · ".join(f"{_label(k, m)} {_inline(k, v, m)}" for k, v in value.items())
+        return f"({inner})"
+    if isinstance(value, list) and any(isinstance(item, Mapping) for item in value):
+        return "; ".join(_inline(key, item, m) for item in value)
+    return _value(key, value, m)
+
+
 def show_lines(data: Mapping[str, Any], m: Messages) -> list[str]:
-    """A subject as aligned ``label: value`` lines; nested objects indent under their key."""
-    labels = {key: m(_LABELS[key]) if key in _LABELS else key.replace("_", " ") for key in data}
+    """A subject as aligned ``label  value`` lines; objects and lists of them indent below."""
+    labels = {key: _label(key, m) for key in data}
     width = max((len(label) for label in labels.values()), default=0)
     lines = []
     for key, value in data.items():
         label = labels[key].ljust(width)
         if isinstance(value, Mapping):
             lines.append(f"{label}  {'—' if not value else ''}".rstrip())
-            for name, inner in value.items():
-                if isinstance(inner, Mapping):
-                    parts = [f"{m(str(k))} {_value(k, v, m)}" for k, v in inner.items()]
-                    lines.append(f"  {name}: " + " · ".join(parts))
-                else:
-                    lines.append(f"  {name}: {_value(name, inner, m)}")
-            continue
-        lines.append(f"{label}  {_value(key, value, m)}")
+            lines.extend(
+                f"  {name}: {_inline(name, inner, m).strip('()')}" for name, inner in value.items()
+            )
+        elif isinstance(value, list) and any(isinstance(item, Mapping) for item in value):
+            lines.append(label.rstrip())
+            lines.extend(f"  - {_inline(key, item, m)[1:-1]}" for item in value)
+        else:
+            lines.append(f"{label}  {_value(key, value, m)}")
     return lines
 
 
@@ -303,6 +327,7 @@ _WORDS = (
     *(N_("household"), N_("veteran"), N_("cohort"), N_("enrolment")),
     *(N_("active"), N_("completed"), N_("withdrawn")),
     *(N_("graduated"), N_("moved"), N_("deceased"), N_("duplicate"), N_("other")),
+    *(N_("default"), N_("define_programme"), N_("amend_programme")),
 )
 
 

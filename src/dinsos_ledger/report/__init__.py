@@ -4,6 +4,7 @@
   (:func:`gather`); no personal data, no drawing;
 - :mod:`~dinsos_ledger.report.charts` draws the charts as inline SVG (matplotlib, the
   ``report`` extra);
+- :mod:`~dinsos_ledger.report.programmes` is the section on programmes and their rules;
 - :mod:`~dinsos_ledger.report.html` lays out the page (:func:`render_html`) and writes it
   (:func:`write_report`);
 - the texts come from the message catalogue of :mod:`dinsos_ledger.i18n`: Indonesian by

@@ -22,6 +22,7 @@ from dinsos_ledger.projections.timeline import (
     ratio_4dp,
     rollup_by_kecamatan,
 )
+from dinsos_ledger.report.programmes import ProgrammeRules, gather_programmes
 from dinsos_ledger.scenario import KECAMATAN
 
 if TYPE_CHECKING:
@@ -130,6 +131,8 @@ class ReportData:
     """Veterans' TALI_ASIH by month: accrued (allocated) and handed over (disbursed)."""
     events: int = 0
     """Position of the last event read."""
+    programme_rules: tuple[ProgrammeRules, ...] = ()
+    """The programmes defined by the as-of date and their rules (report.programmes)."""
 
 
 class MonthlyFlows:
@@ -233,6 +236,7 @@ def gather_from(projections: Projections, as_of: dt.date) -> ReportData:
         total[3] += row.outstanding
 
     return ReportData(
+        programme_rules=gather_programmes(projections, as_of),
         as_of=as_of,
         subjects={kind: int(counted.get(kind, 0)) for kind in _KIND_ORDER},
         statuses={s: statuses[s] for s in ("covered", "overdue", "closed")},

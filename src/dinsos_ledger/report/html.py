@@ -21,6 +21,7 @@ import attrs
 
 from dinsos_ledger.i18n import messages
 from dinsos_ledger.report.data import ReportData, gather
+from dinsos_ledger.report.programmes import render_programmes_section
 
 if TYPE_CHECKING:
     from dinsos_ledger.application import Ledger
@@ -352,6 +353,7 @@ def render_html(
             ),
             money_table,
         ),
+        render_programmes_section(data.programme_rules, m),
         _section(
             "disbursements",
             titles["disbursements"],
