@@ -403,5 +403,7 @@ def test_the_demo_report_shows_the_programmes_and_bpnt_widened_after_the_flood(
     section = page[page.index('<section id="programmes">') :]
     section = section[: section.index("</section>")]
     for code in ("BPNT", "PELATIHAN", "PKH", "SEKOLAH_RAKYAT", "TALI_ASIH"):
-        assert f"<td>{code}</td>" in section
-    assert "sejak 2025-01-01: desil ≤ 4 → sejak 2025-06-01: desil ≤ 5" in section
+        assert f'<td data-label="program">{code}</td>' in section
+    assert (
+        "sejak 1\u00a0Januari 2025: desil ≤ 4 → sejak 1\u00a0Juni 2025: desil ≤ 5" in section
+    )
