@@ -404,6 +404,4 @@ def test_the_demo_report_shows_the_programmes_and_bpnt_widened_after_the_flood(
     section = section[: section.index("</section>")]
     for code in ("BPNT", "PELATIHAN", "PKH", "SEKOLAH_RAKYAT", "TALI_ASIH"):
         assert f'<td data-label="program">{code}</td>' in section
-    assert (
-        "sejak 1\u00a0Januari 2025: desil ≤ 4 → sejak 1\u00a0Juni 2025: desil ≤ 5" in section
-    )
+    assert "sejak 1\u00a0Januari 2025: desil ≤ 4 → sejak 1\u00a0Juni 2025: desil ≤ 5" in section
