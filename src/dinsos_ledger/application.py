@@ -112,6 +112,7 @@ _APPLIES: Final[dict[str, tuple[type[Subject], ...]]] = {
     "allocate": (Household, Veteran, TrainingCohort),
     "disburse": (Household, Veteran, TrainingCohort),
     "reverse": (Household, Veteran, TrainingCohort),
+    "confirm": (Household, Veteran, TrainingCohort),
     "follow_up": (Household, Veteran, Enrolment),
     "attend": (Enrolment,),
     "complete": (Enrolment,),
@@ -159,6 +160,7 @@ class _Batch:
         self.keys: list[tuple[uuid.UUID, bytes]] = []
         self.data_keys: dict[uuid.UUID, bytes] = {}
         self.shred: list[uuid.UUID] = []
+        self.index: list[tuple[uuid.UUID, str, str]] = []
         self.read_only: dict[uuid.UUID, int] = {}
 
     def depends_on(self, subject: Subject) -> None:
@@ -570,6 +572,7 @@ class Ledger:
                     commands=batch.commands,
                     keys=batch.keys,
                     shred=batch.shred,
+                    index=batch.index,
                     expect=batch.expected_versions(),
                     key_check=self.key_check if batch.keys else None,
                 )
@@ -714,6 +717,10 @@ class Ledger:
             assert isinstance(subject, Account)
             subject.reverse(stamp, c.reference, c.reason)
             return [subject]
+        if isinstance(c, cmd.Confirm):
+            assert isinstance(subject, Account)
+            subject.confirm(stamp, c.reference, c.amount, c.channel_ref)
+            return [subject]
         if isinstance(c, cmd.FollowUp):
             assert isinstance(subject, Person | Enrolment)
             subject.follow_up(stamp, c.outcome)
@@ -778,6 +785,7 @@ class Ledger:
         data_key, wrapped = self.keyring.data_key_for_new_subject(sid)
         batch.keys.append((sid, wrapped))
         batch.data_keys[sid] = data_key
+        batch.index.extend(self._index_entries(sid, c))
         if isinstance(c, cmd.RegisterHousehold):
             return Household._create(
                 Household.Registered,
@@ -799,6 +807,21 @@ class Ledger:
             name=seal(data_key, sid, "name", c.name),
             **envelope,
         )
+
+    def _index_entries(
+        self, sid: uuid.UUID, c: cmd.RegisterHousehold | cmd.RegisterVeteran
+    ) -> list[tuple[uuid.UUID, str, str]]:
+        """The keyed index entries of a new subject: MACs of its NIK (and family card).
+
+        A household's head and a veteran share the field ``nik``, so one person heading a
+        household and registered as a veteran is found too (the findings rules).
+        """
+        if isinstance(c, cmd.RegisterHousehold):
+            return [
+                (sid, "nik", self.index_mac("nik", c.head_nik)),
+                (sid, "family_card", self.index_mac("family_card", c.family_card)),
+            ]
+        return [(sid, "nik", self.index_mac("nik", c.nik))]
 
     # ------------------------------------------------------------- programmes
 
@@ -995,6 +1018,21 @@ class Ledger:
     ) -> Outcome:
         """Reverse an earlier disbursement."""
         return self._typed("reverse", locals_without_self(locals()))
+
+    def confirm(
+        self,
+        *,
+        ref: str,
+        on: date | str,
+        actor: str,
+        reference: str,
+        amount: int,
+        channel_ref: str,
+        note: str | None = None,
+        id: str | None = None,  # noqa: A002
+    ) -> Outcome:
+        """Record that the payment channel credited an earlier disbursement."""
+        return self._typed("confirm", locals_without_self(locals()))
 
     def follow_up(
         self,

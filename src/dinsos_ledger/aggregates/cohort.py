@@ -78,6 +78,9 @@ class TrainingCohort(Account):
     class DisbursementReversed(Account.DisbursementReversed):
         """A payment for the cohort was reversed."""
 
+    class DisbursementConfirmed(Account.DisbursementConfirmed):
+        """The payment channel confirmed a payment to the cohort."""
+
     def check_seat(self, household: str, on: date) -> None:
         """Raise unless ``household`` may take a seat on ``on`` (capacity, duplicates, dates)."""
         if len(self.seats) >= self.capacity:

@@ -20,7 +20,7 @@ from dinsos_ledger.cli.base import (
 )
 from dinsos_ledger.errors import StorageError
 from dinsos_ledger.extras import require_extra
-from dinsos_ledger.i18n import LANGUAGES, Messages
+from dinsos_ledger.i18n import LANGUAGES, N_, Messages
 from dinsos_ledger.progress import Progress
 
 if TYPE_CHECKING:  # the demo and the report load matplotlib: imported where used
@@ -132,12 +132,29 @@ def _summary(result: DemoResult, m: Messages) -> None:
             rejected=m.number(imported.rejected),
             verdict=verdict,
         ),
+        *(
+            m(
+                "Reconciled the {channel} statement: {accepted} accepted, {duplicates} "
+                "duplicates, {rejected} rejected."
+            ).format(
+                channel=m(channel),
+                accepted=m.number(report.accepted),
+                duplicates=m.number(report.duplicates),
+                rejected=m.number(report.rejected),
+            )
+            for channel, report in result.reconciled.items()
+        ),
         m("Next: open {report} in a browser, or ask the ledger, for example:").format(
             report=result.report
         ),
         f"  {_program()} --db {result.ledger} overdue",
+        f"  {_program()} --db {result.ledger} findings",
     ]
     click.echo("\n".join(lines), err=True)
+
+
+# The payment channels, as the demo's summary names them (marked for the catalogue).
+_CHANNELS = (N_("bank"), N_("post"))
 
 
 def _program() -> str:

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from dinsos_ledger.audit import parse_timestamp
+from dinsos_ledger.cli.audit_verbs import signing_key, write_checkpoint
 from dinsos_ledger.cli.base import State, echo_json, fail, handles_errors, open_ledger, pass_state
 from dinsos_ledger.errors import StorageError
 from dinsos_ledger.i18n import N_, Messages
@@ -50,6 +51,20 @@ __all__ = ["register"]
         "with --retry-file]."
     ),
 )
+@click.option(
+    "--checkpoint",
+    "checkpoint_out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Once the import is recorded, write a signed checkpoint of the chain's head here "
+    "(a new file; needs --key or $DINSOS_LEDGER_SIGNING_KEY).",
+)
+@click.option(
+    "--key",
+    "key_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Ed25519 signing key for --checkpoint (PEM, made by checkpoint-key), kept away "
+    "from the ledger. Default: $DINSOS_LEDGER_SIGNING_KEY.",
+)
 @pass_state
 @handles_errors
 def import_(
@@ -60,17 +75,27 @@ def import_(
     as_json: bool,
     batch_size: int,
     parallel: bool | None,
+    checkpoint_out: Path | None,
+    key_path: Path | None,
 ) -> None:
     """Apply the commands of FILE… (JSON Lines) in order; - reads standard input.
 
     Valid lines are recorded even when others are rejected; a line already recorded
     (same id, same body) is skipped as a duplicate, so a file can be imported again safely.
     The command format is in docs/commands.md (or: dinsos-ledger schema). Exit 0 when
-    nothing was rejected, 1 when something was.
+    nothing was rejected, 1 when something was. With --checkpoint, the head of the chain is
+    then signed and written to a new file (see `checkpoint`).
     """
     m = state.m
     if sum(1 for path in files if str(path) == STDIN) > 1:
         raise click.UsageError(m("standard input (-) can be read only once"))
+    if key_path is not None and checkpoint_out is None:
+        raise click.UsageError("--key signs a --checkpoint: give one")
+    # Known before anything is recorded: a missing key or a taken name is a usage error,
+    # not a checkpoint that silently fails after the import.
+    signer = signing_key(key_path) if checkpoint_out is not None else None
+    if checkpoint_out is not None and checkpoint_out.exists():
+        fail(f"{checkpoint_out} exists: a checkpoint is evidence; choose a new name")
     for path in files:
         if str(path) == STDIN:
             continue
@@ -121,6 +146,8 @@ def import_(
             for stream in (out, retry):
                 if stream is not None:
                     stream.close()
+        if checkpoint_out is not None and signer is not None:
+            write_checkpoint(state, ledger, checkpoint_out, signer, force=False)
     if report.lines == 0 and not state.quiet:
         click.echo(m("note: the input holds no commands"), err=True)
     if as_json:

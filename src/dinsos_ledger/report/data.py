@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from dinsos_ledger import report_sections
 from dinsos_ledger.i18n import messages
 from dinsos_ledger.projections.timeline import (
     Timeline,
@@ -131,6 +132,8 @@ class ReportData:
     """Veterans' TALI_ASIH by month: accrued (allocated) and handed over (disbursed)."""
     events: int = 0
     """Position of the last event read."""
+    audit: report_sections.AuditSections | None = None
+    """Findings and reconciliation (see :mod:`dinsos_ledger.report_sections`)."""
     programme_rules: tuple[ProgrammeRules, ...] = ()
     """The programmes defined by the as-of date and their rules (report.programmes)."""
 
@@ -268,6 +271,7 @@ def gather_from(projections: Projections, as_of: dt.date) -> ReportData:
         flows=tuple(flows.rows(as_of)),
         tali_asih=tuple(r for r in flows.rows(as_of, kind="veteran") if r.programme == "TALI_ASIH"),
         events=max(projections.positions().values(), default=0),
+        audit=report_sections.gather(projections, as_of, kecamatan_name),
     )
 
 

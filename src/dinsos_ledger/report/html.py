@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from dinsos_ledger import report_sections
 from dinsos_ledger.i18n import messages
 from dinsos_ledger.report.data import ReportData, gather
 from dinsos_ledger.report.programmes import render_programmes_section
@@ -58,6 +59,7 @@ figure{margin:0}
 /* Charts take the width of the screen (they are drawn phone-sized, so their text stays
 legible there) and stop growing on wide screens so their text is not oversized. */
 svg.chart{display:block;width:100%;height:auto;max-width:40rem;margin:0 auto}
+.scroll{overflow-x:auto}
 table{border-collapse:collapse;width:100%;font-size:.9rem;font-variant-numeric:tabular-nums}
 th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid var(--line)}
 th{color:var(--muted);font-weight:600}
@@ -387,6 +389,7 @@ def render_html(
                 + partial_tali
             ),
         ),
+        report_sections.render(data.audit, m.lang),
         "</main>",
         "<footer><p>"
         + _e(
