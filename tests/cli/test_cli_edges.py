@@ -29,6 +29,11 @@ EXPECTED = [
     if text.strip()
 ]
 REJECTED_LINES = [e["line"] for e in EXPECTED if e["outcome"] == "rejected"]
+COUNTS = {
+    "accepted": sum(e["outcome"] == "accepted" for e in EXPECTED),
+    "duplicates": sum(e["outcome"] == "duplicate" for e in EXPECTED),
+    "rejected": len(REJECTED_LINES),
+}
 
 
 def refused_bytes() -> bytes:
@@ -49,7 +54,7 @@ def test_import_dash_reads_standard_input_like_a_file(target: str, tmp_path: Pat
     rejects = tmp_path / "rejects.jsonl"
     result = cli(target, "import", "-", "--json", "--rejects", rejects, stdin=FIXTURE.read_bytes())
     assert result.exit_code == 1
-    assert json.loads(result.stdout) == {"accepted": 59, "duplicates": 1, "rejected": 51}
+    assert json.loads(result.stdout) == COUNTS
     lines = [json.loads(t) for t in rejects.read_text(encoding="utf-8").splitlines()]
     assert [r["line"] for r in lines] == REJECTED_LINES
     assert {r["file"] for r in lines} == {"-"}
@@ -85,7 +90,8 @@ def test_a_retry_file_from_standard_input_is_the_same(target: str, tmp_path: Pat
 def test_the_summary_counts_in_words_and_says_what_to_do_next(target: str, tmp_path: Path) -> None:
     """Indonesian by default; English with --lang en, where 1 duplicate is not '1 duplicates'."""
     result = cli(target, "import", FIXTURE, "--rejects", tmp_path / "r.jsonl")
-    assert "59 diterima, 1 duplikat, 51 ditolak" in result.stderr
+    a, d, r = COUNTS["accepted"], COUNTS["duplicates"], COUNTS["rejected"]
+    assert f"{a} diterima, {d} duplikat, {r} ditolak" in result.stderr
     assert f"alasannya ada di {tmp_path / 'r.jsonl'}" in result.stderr
     assert "Baris yang diterima sudah tercatat." in result.stderr
     again = cli(target, "--lang", "en", "import", FIXTURE, "--rejects", tmp_path / "r.jsonl")
@@ -231,7 +237,7 @@ def test_a_missing_extra_names_the_extra_to_install(
     assert "Traceback" not in done.stderr
 
 
-def _stderr_on_a_terminal(args: list[str]) -> str:
+def _stderr_on_a_terminal(args: list[str], exits: tuple[int, ...] = (0, 1)) -> str:
     """Run the CLI with stderr on a pseudo-terminal; what it drew there."""
     main_fd, terminal = os.openpty()
     try:
@@ -254,7 +260,7 @@ def _stderr_on_a_terminal(args: list[str]) -> str:
             drawn += chunk
     finally:
         os.close(main_fd)
-    assert done.returncode in (0, 1), drawn
+    assert done.returncode in exits, drawn
     return drawn.decode("utf-8", errors="replace")
 
 
@@ -264,8 +270,9 @@ def test_long_verbs_show_progress_on_a_terminal_and_not_with_quiet(tmp_path: Pat
     db = str(tmp_path / "tty.sqlite")
     drawn = _stderr_on_a_terminal(["--db", db, "import", str(FIXTURE), "--rejects", "/dev/null"])
     assert "✓ Mengimpor (baris)" in drawn
-    assert "111/111" in drawn  # every non-blank line, counted as it was handled
+    assert f"{len(EXPECTED)}/{len(EXPECTED)}" in drawn  # every non-blank line, counted
     assert "✓ Memperbarui proyeksi" in drawn
-    assert "Memverifikasi" in _stderr_on_a_terminal(["--db", db, "verify"])
+    # Whatever verify finds, it shows that it is at work.
+    assert "Memverifikasi" in _stderr_on_a_terminal(["--db", db, "verify"], exits=(0, 1, 2))
     quiet = _stderr_on_a_terminal(["--db", db, "--quiet", "import", str(FIXTURE)])
     assert quiet == ""
