@@ -232,9 +232,11 @@ def checkpoint(state: State, out: Path, key_path: Path | None, force: bool) -> N
     `verify --checkpoint OUT --public-key KEY` then proves that nothing up to this head
     was changed.
     """
-    private_key = signing_key(key_path)
+    if audit.signing_key_path(key_path) is None:
+        signing_key(key_path)  # the usage error, before anything is opened
     with open_ledger(state) as ledger:
-        write_checkpoint(state, ledger, out, private_key, force=force)
+        # The ledger first: a mistyped --db is named as such, whatever the key file.
+        write_checkpoint(state, ledger, out, signing_key(key_path), force=force)
 
 
 @click.command("checkpoint-key")

@@ -31,6 +31,7 @@ from typing import Any, Final
 
 import attrs
 
+from dinsos_ledger.persistence.common import INDEX_TABLE
 from dinsos_ledger.projections.engine import (
     TRACKING_TABLE,
     Projection,
@@ -142,6 +143,16 @@ def _shadow_datastore(ledger: Any) -> Iterator[Any]:
             schema="pg_temp",
         )
         try:
+            from psycopg.sql import SQL, Identifier
+
+            # The findings projection joins the keyed index (a ledger table, not derived
+            # from the events): the shadow reads a copy of it, in its own session.
+            with datastore.transaction(commit=True) as cursor:
+                cursor.execute(
+                    SQL(
+                        "CREATE TEMP TABLE {0} AS SELECT subject_id, field, mac FROM {1}.{0}"
+                    ).format(Identifier(INDEX_TABLE), Identifier(ledger.recorder.datastore.schema))
+                )
             yield datastore
         finally:
             datastore.close()
@@ -151,8 +162,18 @@ def _shadow_datastore(ledger: Any) -> Iterator[Any]:
     with tempfile.TemporaryDirectory(prefix="dinsos-verify-") as folder:
         store: Any = SQLiteDatastore(str(Path(folder) / "shadow.sqlite"), pool_size=1)
         try:
+            with ledger.recorder.datastore.transaction(commit=False) as cursor:
+                cursor.execute(f"SELECT subject_id, field, mac FROM {INDEX_TABLE}")
+                index = [tuple(row) for row in cursor.fetchall()]
             with store.transaction(commit=True) as cursor:
                 cursor.execute(f"CREATE TABLE {_SHADOW_LOCK_TABLE} (originator_version INTEGER)")
+                # The findings projection joins the keyed index (a ledger table, not
+                # derived from the events): the shadow reads a copy of it.
+                cursor.execute(
+                    f"CREATE TABLE {INDEX_TABLE} (subject_id TEXT NOT NULL, field TEXT NOT NULL, "
+                    "mac TEXT NOT NULL, PRIMARY KEY (subject_id, field)) WITHOUT ROWID"
+                )
+                cursor.executemany(f"INSERT INTO {INDEX_TABLE} VALUES (?, ?, ?)", index)
             yield store
         finally:
             store.close()
