@@ -1,4 +1,4 @@
-"""Audit of a ledger (the audit and privacy rules): verification, checkpoints, history, erasure.
+"""Audit of a ledger (the CLI contract and the audit and privacy rules): verification, checkpoints, history, erasure.
 
 - :func:`verify` streams every stored event and every chain link through
   :func:`dinsos_ledger.chain.check_chain` and returns a :class:`VerifyReport` whose
@@ -32,7 +32,7 @@ import sys
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Final, Literal, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar, cast
 
 import attrs
 from cryptography.hazmat.primitives import serialization
@@ -53,6 +53,9 @@ from dinsos_ledger.errors import LedgerError, StorageError
 from dinsos_ledger.projections.verification import ProjectionDifference, check_projections
 from dinsos_ledger.storage import LedgerSQLiteRecorder
 from dinsos_ledger.types import Sealed
+
+if TYPE_CHECKING:  # psycopg is imported only when a PostgreSQL ledger is opened
+    from dinsos_ledger.persistence.postgres import LedgerPostgresRecorder
 
 __all__ = [
     "SIGNING_KEY_ENV",
@@ -109,21 +112,14 @@ _UNREADABLE_ID: Final = ""
 
 # Failures of the store itself: never mistaken for a tampered row, always a StorageError.
 def _store_errors() -> tuple[type[BaseException], ...]:
-    """The errors of a store that cannot be read; psycopg's only once it is loaded.
-
-    psycopg is imported only for a PostgreSQL ledger (the ``postgres`` extra); where it was
-    never imported, none of its errors can be raised.
-    """
-    errors: list[type[BaseException]] = [PersistenceError, sqlite3.Error, OSError]
+    """The store's own failures; psycopg's only once it was imported (a PostgreSQL ledger)."""
     psycopg = sys.modules.get("psycopg")
-    if psycopg is not None:
-        errors.append(psycopg.Error)
-    return tuple(errors)
+    errors: tuple[type[BaseException], ...] = (PersistenceError, sqlite3.Error, OSError)
+    return errors if psycopg is None else (*errors, psycopg.Error)
 
 
-def _is_postgres(recorder: object) -> bool:
-    """Whether ``recorder`` is the PostgreSQL one (without importing it, or psycopg)."""
-    return not isinstance(recorder, LedgerSQLiteRecorder)
+def _is_postgres(recorder: Any) -> bool:
+    return getattr(recorder, "backend", None) == "postgres"
 
 
 _P = ParamSpec("_P")
@@ -358,11 +354,12 @@ def count_problem(ledger: Ledger) -> str | None:
     if _is_postgres(recorder):
         from psycopg.sql import SQL  # a SQLite ledger need not have psycopg
 
-        postgres: Any = recorder  # the PostgreSQL recorder, not imported here (psycopg)
+        recorder = cast("LedgerPostgresRecorder", recorder)
+
         query = SQL(
             "SELECT (SELECT COUNT(*) FROM {0}) AS events, (SELECT COUNT(*) FROM {1}) AS links"
-        ).format(postgres.events_table, postgres.chain_table)
-        with postgres.datastore.transaction(commit=False) as curs:
+        ).format(recorder.events_table, recorder.chain_table)
+        with recorder.datastore.transaction(commit=False) as curs:
             curs.execute(query)
             found = curs.fetchone()
             events, links = (0, 0) if found is None else (found["events"], found["links"])
@@ -691,7 +688,7 @@ def check_snapshots(ledger: Ledger) -> AuditFinding | None:
 # ------------------------------------------------------------------ ledger identity
 
 
-def _meta_table(recorder: Any) -> Any:
+def _meta_table(recorder: LedgerPostgresRecorder) -> Any:
     from psycopg.sql import SQL, Identifier
 
     return SQL("{0}.{1}").format(Identifier(recorder.datastore.schema), Identifier(_META_TABLE))
@@ -710,8 +707,8 @@ def ledger_id(ledger: Ledger, *, create: bool = False) -> str | None:
     if _is_postgres(recorder):
         from psycopg.sql import SQL
 
-        postgres: Any = recorder  # the PostgreSQL recorder, not imported here (psycopg)
-        table = _meta_table(postgres)
+        recorder = cast("LedgerPostgresRecorder", recorder)
+        table = _meta_table(recorder)
         with recorder.datastore.transaction(commit=create) as curs:
             if create:
                 curs.execute(
@@ -728,7 +725,7 @@ def ledger_id(ledger: Ledger, *, create: bool = False) -> str | None:
                     (_LEDGER_ID, fresh),
                 )
             else:
-                name = f'"{postgres.datastore.schema}"."{_META_TABLE}"'
+                name = f'"{recorder.datastore.schema}"."{_META_TABLE}"'
                 curs.execute("SELECT to_regclass(%s) AS t", (name,))
                 found = curs.fetchone()
                 if found is None or found["t"] is None:
