@@ -1,4 +1,4 @@
-"""Audit of a ledger (SPEC sections 6 and 7): verification, checkpoints, history, erasure.
+"""Audit of a ledger (the CLI contract and the audit and privacy rules): verification, checkpoints, history, erasure.
 
 - :func:`verify` streams every stored event and every chain link through
   :func:`dinsos_ledger.chain.check_chain` and returns a :class:`VerifyReport` whose
@@ -975,7 +975,7 @@ def forget_command(
     command_id: str | None = None,
     note: str | None = None,
 ) -> dict[str, Any]:
-    """The ``forget`` command (SPEC section 3) of the ``forget`` verb, ready for execution.
+    """The ``forget`` command (the command format) of the ``forget`` verb, ready for execution.
 
     ``on`` defaults to today's date on this machine's clock and ``command_id`` to
     ``forget-<REF>-<random hex>``, so each run is a new command unless an id is given.
