@@ -1,4 +1,4 @@
-"""Audit of a ledger (the CLI contract and the audit and privacy rules): verification, checkpoints, history, erasure.
+"""Audit of a ledger: verification, checkpoints, history, erasure.
 
 - :func:`verify` streams every stored event and every chain link through
   :func:`dinsos_ledger.chain.check_chain` and returns a :class:`VerifyReport` whose
