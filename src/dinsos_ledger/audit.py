@@ -1,4 +1,4 @@
-"""Audit of a ledger (SPEC sections 6 and 7): verification, checkpoints, history, erasure.
+"""Audit of a ledger: verification, checkpoints, history, erasure.
 
 - :func:`verify` streams every stored event and every chain link through
   :func:`dinsos_ledger.chain.check_chain` and returns a :class:`VerifyReport` whose
@@ -54,8 +54,8 @@ from dinsos_ledger.projections.verification import ProjectionDifference, check_p
 from dinsos_ledger.storage import LedgerSQLiteRecorder
 from dinsos_ledger.types import Sealed
 
-if TYPE_CHECKING:  # psycopg is imported where a PostgreSQL ledger is read, never for SQLite
-    from dinsos_ledger.storage import LedgerPostgresRecorder
+if TYPE_CHECKING:  # psycopg is imported only when a PostgreSQL ledger is opened
+    from dinsos_ledger.persistence.postgres import LedgerPostgresRecorder
 
 __all__ = [
     "SIGNING_KEY_ENV",
@@ -110,15 +110,16 @@ _CAMEL_RE: Final = re.compile(r"(?<!^)(?=[A-Z])")
 _UNREADABLE_ID: Final = ""
 
 
+# Failures of the store itself: never mistaken for a tampered row, always a StorageError.
 def _store_errors() -> tuple[type[BaseException], ...]:
-    """Failures of the store itself: never mistaken for a tampered row, always a StorageError.
-
-    psycopg's errors are among them once psycopg is loaded: before that (a SQLite ledger) no
-    psycopg error can be raised, and verifying a SQLite ledger does not pay for importing it.
-    """
-    base = (PersistenceError, sqlite3.Error, OSError)
+    """The store's own failures; psycopg's only once it was imported (a PostgreSQL ledger)."""
     psycopg = sys.modules.get("psycopg")
-    return base if psycopg is None else (*base, psycopg.Error)
+    errors: tuple[type[BaseException], ...] = (PersistenceError, sqlite3.Error, OSError)
+    return errors if psycopg is None else (*errors, psycopg.Error)
+
+
+def _is_postgres(recorder: Any) -> bool:
+    return getattr(recorder, "backend", None) == "postgres"
 
 
 _P = ParamSpec("_P")
@@ -350,8 +351,10 @@ def count_problem(ledger: Ledger) -> str | None:
     by hand, which :func:`verify` then locates. None when they agree.
     """
     recorder = ledger.recorder
-    if not isinstance(recorder, LedgerSQLiteRecorder):
+    if _is_postgres(recorder):
         from psycopg.sql import SQL  # a SQLite ledger need not have psycopg
+
+        recorder = cast("LedgerPostgresRecorder", recorder)
 
         query = SQL(
             "SELECT (SELECT COUNT(*) FROM {0}) AS events, (SELECT COUNT(*) FROM {1}) AS links"
@@ -585,7 +588,7 @@ def _snapshot_keys(ledger: Ledger, page: int = 500) -> Iterator[tuple[Any, Any]]
     if store is None:
         return
     recorder: Any = store.recorder
-    postgres = not isinstance(ledger.recorder, LedgerSQLiteRecorder)
+    postgres = _is_postgres(ledger.recorder)
     last: tuple[Any, Any] | None = None
     while True:
         if postgres:
@@ -701,9 +704,10 @@ def ledger_id(ledger: Ledger, *, create: bool = False) -> str | None:
     """
     recorder = ledger.recorder
     fresh = str(uuid.uuid4())
-    if not isinstance(recorder, LedgerSQLiteRecorder):
+    if _is_postgres(recorder):
         from psycopg.sql import SQL
 
+        recorder = cast("LedgerPostgresRecorder", recorder)
         table = _meta_table(recorder)
         with recorder.datastore.transaction(commit=create) as curs:
             if create:
@@ -971,7 +975,7 @@ def forget_command(
     command_id: str | None = None,
     note: str | None = None,
 ) -> dict[str, Any]:
-    """The ``forget`` command (SPEC section 3) of the ``forget`` verb, ready for execution.
+    """The ``forget`` command (the command format) of the ``forget`` verb, ready for execution.
 
     ``on`` defaults to today's date on this machine's clock and ``command_id`` to
     ``forget-<REF>-<random hex>``, so each run is a new command unless an id is given.

@@ -10,6 +10,7 @@ from dinsos_ledger.cli import (
     audit_findings_verbs,
     audit_verbs,
     demo_verbs,
+    format_verbs,
     key_verbs,
     ledger_verbs,
     programme_verbs,
@@ -26,3 +27,4 @@ projection_verbs.register(main)
 key_verbs.register(main)
 audit_findings_verbs.register(main)
 programme_verbs.register(main)
+format_verbs.register(main)

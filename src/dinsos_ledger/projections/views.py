@@ -3,7 +3,7 @@
 :class:`Projections` is what ``ledger.projections`` returns. Every query first catches the
 projections up (so an answer is never stale) and then reads inside one transaction, so the
 tables it joins are seen at one moment. As-of answers come from the business dates stored
-in the tables (SPEC sections 4 and 5), never from a rebuild.
+in the tables (the balance rules and the continuity rules), never from a rebuild.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["WINDOW_DAYS", "Projections"]
 
-#: The continuity window W of each kind of subject that has a timeline (SPEC section 2).
+#: The continuity window W of each kind of subject that has a timeline (the subject kinds).
 WINDOW_DAYS: Final = {"household": 90, "veteran": 180}
 
 #: Stands for "no as-of date": later than every business date the ledger accepts.
@@ -50,7 +50,7 @@ _CONTACTS = ContactsProjection.table
 
 
 class Projections:
-    """The ledger's read models: catch-up, rebuild and the SPEC's queries.
+    """The ledger's read models: catch-up, rebuild and the documented queries.
 
     ``page_size`` is how many events are applied per transaction. Register your own
     :class:`~dinsos_ledger.projections.engine.Projection` subclasses with
@@ -64,7 +64,7 @@ class Projections:
             (
                 MoneyProjection(),
                 ContactsProjection(),
-                # Findings and reconciliation (SPEC sections 8 and 9): ordinary projections,
+                # Findings and reconciliation: ordinary projections,
                 # so catch-up, rebuild and verify treat them like the others.
                 audit_views.PaymentsProjection(),
                 audit_views.FindingsProjection(),
@@ -110,7 +110,7 @@ class Projections:
     # --------------------------------------------------------------- balances
 
     def balances(self, as_of: dt.date | None = None) -> list[BalanceRow]:
-        """Balances per subject and programme (SPEC section 4), sorted by ref then programme.
+        """Balances per subject and programme (the balance rules), sorted by ref then programme.
 
         With ``as_of`` D only allocations and disbursements dated on or before D count, and
         a disbursement reversed on or before D does not count as disbursed.
@@ -125,7 +125,7 @@ class Projections:
         self.catch_up()
         day = _END_OF_TIME if as_of is None else as_of
         # Grouping over the rows dated on or before D lists exactly the programmes in
-        # which at least one allocation or disbursement counts, as SPEC section 4 asks.
+        # which at least one allocation or disbursement counts, as the balance rules asks.
         sql = (
             "SELECT m.ref, m.kind, m.programme, s.region, "
             "CAST(SUM(CASE WHEN m.entry = 'allocation' THEN m.amount ELSE 0 END) AS BIGINT), "
@@ -157,7 +157,7 @@ class Projections:
     # ------------------------------------------------- findings, reconciliation
 
     def findings(self, as_of: dt.date | None = None) -> list[Finding]:
-        """The audit findings of SPEC section 8, sorted by ref, code, then ``on``.
+        """The audit findings of the findings rules, sorted by ref, code, then ``on``.
 
         With ``as_of`` D only events dated on or before D and subjects registered by D
         count; without it every event counts and D is today in WITA (UTC+8).
@@ -169,7 +169,7 @@ class Projections:
             return audit_views.findings(reader, until=until, today=today)
 
     def reconciliation(self, as_of: dt.date | None = None) -> list[audit_views.ReconciliationRow]:
-        """Bank and post disbursements against confirmations (SPEC section 9).
+        """Bank and post disbursements against confirmations (the reconciliation rules).
 
         Sorted by programme then channel; with ``as_of`` D only payments dated by D and
         not reversed by D count, and confirmations dated by D.
