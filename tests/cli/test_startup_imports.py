@@ -24,15 +24,13 @@ print(json.dumps(sorted(sys.modules)), file=sys.stderr)
 """
 
 #: Modules a read verb never needs: the PostgreSQL driver, the importer's reader process,
-#: the progress bars, the report's charts and the Parquet export. (The audit module is
+#: rich's progress bars, the report's charts and the Parquet export. (The audit module is
 #: needed: opening a ledger counts its rows and links first.)
 _NOT_FOR_A_READ = (
     "multiprocessing",
     "rich",
     "psycopg",
     "psycopg_pool",
-    "dinsos_ledger.progress",
-    "dinsos_ledger.report",
     "matplotlib",
     "numpy",
     "pyarrow",
