@@ -871,6 +871,10 @@ class ProjectionEngine:
             with datastore.get_connection() as conn, conn.transaction(force_rollback=True):
                 cursor = conn.cursor(row_factory=tuple_row)
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                # A reader may pause between its queries for as long as its caller works
+                # (verify rebuilds every projection in a shadow store while this snapshot
+                # stays open): eventsourcing's idle-in-transaction timeout would cut it.
+                cursor.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
                 self._enter_schema(cursor, datastore.schema)
                 yield Reader(conn, "postgres")
         except PersistenceError as e:
