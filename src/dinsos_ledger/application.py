@@ -381,13 +381,12 @@ class Ledger:
 
     def _handle(self, batch: _Batch, c: cmd.Command) -> list[Subject]:
         stamp = Stamp(on=c.on, actor=c.actor, command_id=c.id, note=c.note)
-        envelope = Subject.stamp_kwargs(stamp)
         if isinstance(c, cmd.RegisterHousehold | cmd.RegisterVeteran | cmd.PlanCohort):
             if batch.get(c.ref) is not None:
                 raise AlreadyRegistered(f"{c.ref} is already registered")
-            return [self._register(batch, c, envelope)]
+            return [self._register(batch, c, stamp)]
         if isinstance(c, cmd.Enrol):
-            return self._enrol(batch, c, stamp, envelope)
+            return self._enrol(batch, c, stamp)
         subject = batch.require(c.ref)
         self._check_applies(c, subject)
         if isinstance(c, cmd.Assess):
@@ -456,12 +455,12 @@ class Ledger:
         self,
         batch: _Batch,
         c: cmd.RegisterHousehold | cmd.RegisterVeteran | cmd.PlanCohort,
-        envelope: dict[str, Any],
+        stamp: Stamp,
     ) -> Subject:
         sid = subject_id(c.ref)
         if isinstance(c, cmd.PlanCohort):
-            return TrainingCohort._create(
-                TrainingCohort.Planned,
+            return TrainingCohort.plan(
+                stamp,
                 id=sid,
                 ref=c.ref,
                 region=c.region,
@@ -469,13 +468,12 @@ class Ledger:
                 capacity=c.capacity,
                 starts=c.starts,
                 ends=c.ends,
-                **envelope,
             )
         data_key, wrapped = self.keyring.data_key_for_new_subject(sid)
         batch.keys.append((sid, wrapped))
         if isinstance(c, cmd.RegisterHousehold):
-            return Household._create(
-                Household.Registered,
+            return Household.register(
+                stamp,
                 id=sid,
                 ref=c.ref,
                 region=c.region,
@@ -483,21 +481,17 @@ class Ledger:
                 family_card=seal(data_key, sid, "family_card", c.family_card),
                 head_nik=seal(data_key, sid, "head_nik", c.head_nik),
                 head_name=seal(data_key, sid, "head_name", c.head_name),
-                **envelope,
             )
-        return Veteran._create(
-            Veteran.Registered,
+        return Veteran.register(
+            stamp,
             id=sid,
             ref=c.ref,
             region=c.region,
             nik=seal(data_key, sid, "nik", c.nik),
             name=seal(data_key, sid, "name", c.name),
-            **envelope,
         )
 
-    def _enrol(
-        self, batch: _Batch, c: cmd.Enrol, stamp: Stamp, envelope: dict[str, Any]
-    ) -> list[Subject]:
+    def _enrol(self, batch: _Batch, c: cmd.Enrol, stamp: Stamp) -> list[Subject]:
         cohort = batch.require(c.cohort, "cohort")
         household = batch.require(c.household, "household")
         if batch.get(c.ref) is not None:
@@ -520,15 +514,14 @@ class Ledger:
         # The household is read (open?) but not written: another writer closing it before
         # this batch commits must make the batch start again (see _Batch.depends_on).
         batch.depends_on(household)
-        enrolment = Enrolment._create(
-            Enrolment.Enrolled,
+        enrolment = Enrolment.start(
+            stamp,
             id=subject_id(c.ref),
             ref=c.ref,
             cohort=cohort.ref,
             household=household.ref,
             starts=cohort.starts,
             ends=cohort.ends,
-            **envelope,
         )
         return [enrolment, cohort]
 
