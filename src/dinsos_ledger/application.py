@@ -10,14 +10,15 @@ the fresh state, so concurrent writers never record a command twice.
 
 from __future__ import annotations
 
+import inspect
 import os
 import random
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, Final, Literal, ParamSpec, cast
 
 import attrs
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -189,6 +190,63 @@ class LedgerApplication(Application[uuid.UUID]):
     def construct_mapper(self) -> LedgerMapper:
         """Use the package's cattrs mapper for every stored event."""
         return LedgerMapper(snapshot_state_types=(Grant, Payment))
+
+
+_P = ParamSpec("_P")
+
+
+def _typed(
+    name: str, arguments: Callable[_P, object]
+) -> Callable[Concatenate[Ledger, _P], Outcome]:
+    """A typed :class:`Ledger` method that applies command ``name``.
+
+    ``arguments`` is the command's ``…Args`` TypedDict in :mod:`dinsos_ledger.commands`:
+    called as a class it takes exactly the command's keyword arguments, so the method gets
+    that signature for type checkers (mypy reports a missing or mistyped field), and its
+    docstring. Refusals raise the rule's :class:`~dinsos_ledger.errors.LedgerError`.
+    """
+
+    def method(self: Ledger, /, *args: _P.args, **fields: _P.kwargs) -> Outcome:
+        if args:
+            msg = f"{name} takes keyword arguments only (got {len(args)} positional)"
+            raise TypeError(msg)
+        return self._typed_command(name, fields)
+
+    method.__name__ = name
+    method.__qualname__ = f"Ledger.{name}"
+    method.__doc__ = arguments.__doc__
+    # help() and inspect show the command's fields, not (*args, **fields).
+    method.__signature__ = _signature(arguments)  # type: ignore[attr-defined]
+    return method
+
+
+def _annotation(hint: Any) -> Any:
+    # commands.py postpones its annotations: show their text, without NotRequired[…].
+    text = getattr(hint, "__forward_arg__", hint)
+    if isinstance(text, str) and text.startswith("NotRequired["):
+        return text.removeprefix("NotRequired[").removesuffix("]")
+    return text
+
+
+def _signature(arguments: Any) -> inspect.Signature:
+    hints: dict[str, Any] = arguments.__annotations__
+    # With postponed annotations Python cannot see NotRequired in __required_keys__.
+    required = {
+        name
+        for name, hint in hints.items()
+        if not str(getattr(hint, "__forward_arg__", hint)).startswith("NotRequired[")
+    }
+    self_ = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+    fields = [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=inspect.Parameter.empty if name in required else None,
+            annotation=_annotation(hints[name]),
+        )
+        for name in sorted(hints, key=lambda n: (n not in required, n in ("note", "id")))
+    ]
+    return inspect.Signature([self_, *fields], return_annotation="Outcome")
 
 
 class Ledger:
@@ -526,8 +584,10 @@ class Ledger:
         return [enrolment, cohort]
 
     # ------------------------------------------------------------- typed API
+    # One line per command: the signature is the command's ``…Args`` in commands.py, the
+    # docstring that class's (see _typed).
 
-    def _typed(self, name: str, fields: dict[str, Any]) -> Outcome:
+    def _typed_command(self, name: str, fields: Mapping[str, Any]) -> Outcome:
         body: dict[str, Any] = {"command": name}
         body.update({k: v for k, v in fields.items() if v is not None or k == "id"})
         if body.get("id") is None:
@@ -541,204 +601,20 @@ class Ledger:
             raise _error_for(outcome)
         return outcome
 
-    def register_household(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        region: str,
-        members: int,
-        family_card: str,
-        head_nik: str,
-        head_name: str,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Register a household; raises the rule's :class:`LedgerError` when refused."""
-        return self._typed("register_household", locals_without_self(locals()))
-
-    def register_veteran(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        region: str,
-        nik: str,
-        name: str,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Register a veteran."""
-        return self._typed("register_veteran", locals_without_self(locals()))
-
-    def plan_cohort(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        region: str,
-        programme: str,
-        capacity: int,
-        starts: date | str,
-        ends: date | str,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Plan a training cohort."""
-        return self._typed("plan_cohort", locals_without_self(locals()))
-
-    def assess(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        desil: int | None = None,
-        eligible: bool | None = None,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Assess a household (``desil``) or a veteran (``eligible``)."""
-        return self._typed("assess", locals_without_self(locals()))
-
-    def allocate(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        programme: str,
-        amount: int,
-        period: str,
-        reference: str,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Allocate money to a household, veteran or cohort."""
-        return self._typed("allocate", locals_without_self(locals()))
-
-    def disburse(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        programme: str,
-        amount: int,
-        reference: str,
-        channel: str,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Pay money from the outstanding balance of a programme."""
-        return self._typed("disburse", locals_without_self(locals()))
-
-    def reverse(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        reference: str,
-        reason: str,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Reverse an earlier disbursement."""
-        return self._typed("reverse", locals_without_self(locals()))
-
-    def follow_up(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        outcome: str,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Record a follow-up of a household, veteran or enrolment."""
-        return self._typed("follow_up", locals_without_self(locals()))
-
-    def enrol(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        cohort: str,
-        household: str,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Enrol a household in a cohort under a new enrolment ref."""
-        return self._typed("enrol", locals_without_self(locals()))
-
-    def attend(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Record attendance of an enrolment."""
-        return self._typed("attend", locals_without_self(locals()))
-
-    def complete(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Record completion of an enrolment."""
-        return self._typed("complete", locals_without_self(locals()))
-
-    def withdraw(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        reason: str,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Withdraw an enrolment (its cohort seat is freed)."""
-        return self._typed("withdraw", locals_without_self(locals()))
-
-    def close(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        reason: str,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Close a household's or veteran's case."""
-        return self._typed("close", locals_without_self(locals()))
-
-    def forget(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        reason: str,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Crypto-shred a closed subject's personal data."""
-        return self._typed("forget", locals_without_self(locals()))
+    register_household = _typed("register_household", cmd.RegisterHouseholdArgs)
+    register_veteran = _typed("register_veteran", cmd.RegisterVeteranArgs)
+    plan_cohort = _typed("plan_cohort", cmd.PlanCohortArgs)
+    assess = _typed("assess", cmd.AssessArgs)
+    allocate = _typed("allocate", cmd.AllocateArgs)
+    disburse = _typed("disburse", cmd.DisburseArgs)
+    reverse = _typed("reverse", cmd.ReverseArgs)
+    follow_up = _typed("follow_up", cmd.FollowUpArgs)
+    enrol = _typed("enrol", cmd.EnrolArgs)
+    attend = _typed("attend", cmd.AttendArgs)
+    complete = _typed("complete", cmd.CompleteArgs)
+    withdraw = _typed("withdraw", cmd.WithdrawArgs)
+    close = _typed("close", cmd.CloseArgs)
+    forget = _typed("forget", cmd.ForgetArgs)
 
     # ---------------------------------------------------------------- queries
 
@@ -856,11 +732,6 @@ def _refs_named(commands: Iterable[cmd.Command]) -> list[str]:
         if isinstance(c, cmd.Enrol):
             refs.extend((c.cohort, c.household))
     return refs
-
-
-def locals_without_self(values: dict[str, Any]) -> dict[str, Any]:
-    """The keyword arguments of a typed command method."""
-    return {k: v for k, v in values.items() if k != "self"}
 
 
 def _error_for(outcome: Outcome) -> LedgerError:

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from datetime import date
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, NotRequired, TypedDict
 
 import attrs
 
@@ -39,21 +39,36 @@ __all__ = [
     "COMMAND_NAMES",
     "PII_FIELDS",
     "Allocate",
+    "AllocateArgs",
+    "Arguments",
     "Assess",
+    "AssessArgs",
     "Attend",
+    "AttendArgs",
     "Close",
+    "CloseArgs",
     "Command",
     "Complete",
+    "CompleteArgs",
     "Disburse",
+    "DisburseArgs",
     "Enrol",
+    "EnrolArgs",
     "FollowUp",
+    "FollowUpArgs",
     "Forget",
+    "ForgetArgs",
     "PlanCohort",
+    "PlanCohortArgs",
     "Prepared",
     "RegisterHousehold",
+    "RegisterHouseholdArgs",
     "RegisterVeteran",
+    "RegisterVeteranArgs",
     "Reverse",
+    "ReverseArgs",
     "Withdraw",
+    "WithdrawArgs",
     "canonical_body",
     "parse_command",
     "prepare",
@@ -221,6 +236,121 @@ class Forget(Command):
     """Crypto-shred a closed household's or veteran's personal data."""
 
     COMMAND: ClassVar[str] = "forget"
+
+    reason: str
+
+
+# The keyword arguments of each command as Python callers give them (``Ledger.allocate(...)``
+# and the other typed methods): plain strings and ints, dates as ``date`` or ISO text, ``id``
+# optional (one is made up). ``parse_command`` validates them like a line of a file, and a
+# test checks each one names exactly the fields of its command.
+
+
+class Arguments(TypedDict):
+    """The fields every command takes (``id`` optional: a fresh ``api-…`` id is made)."""
+
+    ref: str
+    on: date | str
+    actor: str
+    note: NotRequired[str | None]
+    id: NotRequired[str | None]
+
+
+class RegisterHouseholdArgs(Arguments):
+    """Register a household; raises the rule's :class:`LedgerError` when refused."""
+
+    region: str
+    members: int
+    family_card: str
+    head_nik: str
+    head_name: str
+
+
+class RegisterVeteranArgs(Arguments):
+    """Register a veteran."""
+
+    region: str
+    nik: str
+    name: str
+
+
+class PlanCohortArgs(Arguments):
+    """Plan a training cohort."""
+
+    region: str
+    programme: str
+    capacity: int
+    starts: date | str
+    ends: date | str
+
+
+class AssessArgs(Arguments):
+    """Assess a household (``desil``) or a veteran (``eligible``)."""
+
+    desil: NotRequired[int | None]
+    eligible: NotRequired[bool | None]
+
+
+class AllocateArgs(Arguments):
+    """Allocate money to a household, veteran or cohort."""
+
+    programme: str
+    amount: int
+    period: str
+    reference: str
+
+
+class DisburseArgs(Arguments):
+    """Pay money from the outstanding balance of a programme."""
+
+    programme: str
+    amount: int
+    reference: str
+    channel: str
+
+
+class ReverseArgs(Arguments):
+    """Reverse an earlier disbursement."""
+
+    reference: str
+    reason: str
+
+
+class FollowUpArgs(Arguments):
+    """Record a follow-up of a household, veteran or enrolment."""
+
+    outcome: str
+
+
+class EnrolArgs(Arguments):
+    """Enrol a household in a cohort under a new enrolment ref."""
+
+    cohort: str
+    household: str
+
+
+class AttendArgs(Arguments):
+    """Record attendance of an enrolment."""
+
+
+class CompleteArgs(Arguments):
+    """Record completion of an enrolment."""
+
+
+class WithdrawArgs(Arguments):
+    """Withdraw an enrolment (its cohort seat is freed)."""
+
+    reason: str
+
+
+class CloseArgs(Arguments):
+    """Close a household's or veteran's case."""
+
+    reason: str
+
+
+class ForgetArgs(Arguments):
+    """Crypto-shred a closed subject's personal data."""
 
     reason: str
 
