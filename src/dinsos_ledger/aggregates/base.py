@@ -14,6 +14,7 @@ from uuid import UUID
 import attrs
 from eventsourcing.domain import Aggregate
 
+from dinsos_ledger.balances import disbursement_counts
 from dinsos_ledger.errors import (
     AlreadyReversed,
     BeforeRegistration,
@@ -293,7 +294,7 @@ class Account(Subject):
             row["allocated"] += grant.amount
         for payment in self.payments.values():
             row = rows.setdefault(payment.programme, {"allocated": 0, "disbursed": 0})
-            if payment.reversed_on is None:
+            if disbursement_counts(payment.on, payment.reversed_on, None):
                 row["disbursed"] += payment.amount
         for row in rows.values():
             row["outstanding"] = row["allocated"] - row["disbursed"]

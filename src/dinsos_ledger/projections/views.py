@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from dinsos_ledger import balances as rule
 from dinsos_ledger.projections.builtin import ContactsProjection, MoneyProjection
 from dinsos_ledger.projections.engine import (
     DEFAULT_PAGE_SIZE,
@@ -38,9 +39,6 @@ __all__ = ["WINDOW_DAYS", "Projections"]
 
 #: The continuity window W of each kind of subject that has a timeline (SPEC section 2).
 WINDOW_DAYS: Final = {"household": 90, "veteran": 180}
-
-#: Stands for "no as-of date": later than every business date the ledger accepts.
-_END_OF_TIME: Final = dt.date(9999, 12, 31)
 
 _SUBJECTS = SubjectsProjection.table
 _MONEY = MoneyProjection.table
@@ -112,20 +110,21 @@ class Projections:
 
     def _balances_with_region(self, as_of: dt.date | None) -> list[tuple[BalanceRow, str]]:
         self.catch_up()
-        day = _END_OF_TIME if as_of is None else as_of
+        day = rule.as_of_parameter(as_of)
         # Grouping over the rows dated on or before D lists exactly the programmes in
-        # which at least one allocation or disbursement counts, as SPEC section 4 asks.
+        # which at least one allocation or disbursement counts (see dinsos_ledger.balances).
         sql = (
             "SELECT m.ref, m.kind, m.programme, s.region, "
             "CAST(SUM(CASE WHEN m.entry = 'allocation' THEN m.amount ELSE 0 END) AS BIGINT), "
             "CAST(SUM(CASE WHEN m.entry = 'disbursement' "
-            "AND (m.reversed_on IS NULL OR m.reversed_on > ?) THEN m.amount ELSE 0 END) AS BIGINT) "
+            f"AND {rule.disbursed_sql('m.on_date', 'm.reversed_on')} "
+            "THEN m.amount ELSE 0 END) AS BIGINT) "
             f"FROM {_MONEY} m JOIN {_SUBJECTS} s ON s.ref = m.ref "
-            "WHERE m.on_date <= ? "
+            f"WHERE {rule.dated_sql('m.on_date')} "
             "GROUP BY m.ref, m.kind, m.programme, s.region"
         )
         with self.engine.reading() as reader:
-            rows = reader.all(sql, (day, day))
+            rows = reader.all(sql, (day, day, day))
         found = [
             (
                 BalanceRow(
@@ -184,7 +183,7 @@ def _timelines(reader: Reader, day: dt.date) -> Iterator[tuple[Timeline, str]]:
     )
     contacts = reader.stream(
         f"SELECT ref, on_date FROM {_CONTACTS} "
-        "WHERE on_date <= ? AND (reversed_on IS NULL OR reversed_on > ?) "
+        f"WHERE {rule.dated_sql()} AND NOT {rule.reversed_sql()} "
         f"ORDER BY ref{order}, on_date",
         (day, day),
     )
