@@ -716,6 +716,9 @@ class Ledger:
 
     def disconnect(self) -> None:
         """Close the store's connections (the ledger cannot be used afterwards)."""
+        projections = self.__dict__.get("_projections")
+        if projections is not None:
+            projections.close()
         self.app.close()
 
     def __enter__(self) -> Ledger:

@@ -37,6 +37,7 @@ from dinsos_ledger.aggregates.base import Account, Person, Subject
 from dinsos_ledger.bulk import paused_gc
 from dinsos_ledger.codec import converter
 from dinsos_ledger.errors import LedgerError, StorageError
+from dinsos_ledger.projections.connection import Connection, Dialect
 from dinsos_ledger.types import subject_id
 
 __all__ = [
@@ -64,8 +65,6 @@ __all__ = [
     "send_deferred",
     "translate",
 ]
-
-Dialect = Literal["sqlite", "postgres"]
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` with events applied so far and events to apply."""
@@ -111,6 +110,8 @@ _DIRECTORY_LIMIT: Final = 200_000
 _IN_CHUNK: Final = 500
 _PLAIN: Final = frozenset({str, int, type(None)})
 _MAX_CONFLICTS: Final = 50
+# The PostgreSQL advisory lock that serialises projection DDL between processes.
+_DDL_LOCK: Final = 0x64696E736F73
 
 
 class UnknownProjection(LedgerError, LookupError):
@@ -740,7 +741,7 @@ class Reader:
         adapt = _adapt_sqlite if self.dialect == "sqlite" else _adapt_postgres
         values = [adapt(p) for p in params]
         if self.dialect == "sqlite":
-            cursor = self._connection.cursor().sqlite_cursor
+            cursor = self._connection.cursor()
         else:
             from psycopg.rows import tuple_row
 
@@ -780,7 +781,8 @@ class ProjectionEngine:
             raise ValueError(msg)
         self.ledger = ledger
         self.page_size = page_size
-        self.dialect: Dialect = "postgres" if ledger.target.is_postgres else "sqlite"
+        self.connection = Connection(ledger.target)
+        self.dialect: Dialect = self.connection.dialect
         self.subjects = SubjectsProjection()
         self.projections: list[Projection] = [self.subjects]
         self._directory = _Directory()
@@ -827,63 +829,24 @@ class ProjectionEngine:
     @contextmanager
     def _write(self) -> Iterator[Any]:
         """A write transaction: commits on success, rolls back on any exception."""
-        datastore = self.ledger.recorder.datastore
-        try:
-            if self.dialect == "sqlite":
-                with (
-                    datastore.get_connection(commit=True) as conn,
-                    _relaxed_sync(conn),
-                    conn.transaction(commit=True) as cursor,
-                ):
-                    yield cursor
-                return
-            from psycopg.rows import tuple_row
-
-            with datastore.get_connection() as conn, conn.transaction():
-                cursor = conn.cursor(row_factory=tuple_row)
-                # See _relaxed_sync: a projection commit need not wait for the disk.
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
-                self._enter_schema(cursor, datastore.schema)
-                yield cursor
-        except PersistenceError as e:
-            raise StorageError(f"cannot update the projections: {e}") from e
+        with self.connection.write() as cursor:
+            yield cursor
 
     @contextmanager
     def reading(self) -> Iterator[Reader]:
         """A read-only transaction over the projection tables (one consistent snapshot)."""
-        datastore = self.ledger.recorder.datastore
-        try:
-            if self.dialect == "sqlite":
-                with datastore.get_connection(commit=False) as conn, conn.transaction(commit=False):
-                    yield Reader(conn, "sqlite")
-                return
-            from psycopg.rows import tuple_row
-
-            with datastore.get_connection() as conn, conn.transaction(force_rollback=True):
-                cursor = conn.cursor(row_factory=tuple_row)
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                self._enter_schema(cursor, datastore.schema)
-                yield Reader(conn, "postgres")
-        except PersistenceError as e:
-            raise StorageError(f"cannot read the projections: {e}") from e
-
-    @staticmethod
-    def _enter_schema(cursor: Any, schema: str) -> None:
-        from psycopg.sql import SQL, Identifier
-
-        cursor.execute(SQL("SET LOCAL search_path TO {0}").format(Identifier(schema)))
+        with self.connection.read() as conn:
+            yield Reader(conn, self.dialect)
 
     def _lock(self, cursor: Any) -> None:
         """Serialise schema changes between processes for the rest of the transaction."""
         if self.dialect == "postgres":
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (0x64696E736F73,))
-        else:
-            # A write statement takes SQLite's write lock even when it changes nothing; the
-            # ledger's events table exists before any projection table does.
-            events = self.ledger.recorder.events_table_name
-            cursor.execute(
-                f"UPDATE {events} SET originator_version = originator_version WHERE 0 = 1"
-            )
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
+        # On SQLite the transaction began IMMEDIATE: it holds the write lock already.
+
+    def close(self) -> None:
+        """Close the engine's connection (the next use opens it again)."""
+        self.connection.close()
 
     # ------------------------------------------------------------- tracking
 
@@ -1007,15 +970,12 @@ class ProjectionEngine:
                 cursor.execute(
                     translate(
                         f"UPDATE {TRACKING_TABLE} SET position = ?, updated_at = ? "
-                        "WHERE name = ? AND position = ?",
+                        "WHERE name = ? AND position = ? RETURNING name",
                         self.dialect,
                     ),
                     (last, _now(), projection.name, positions[projection.name]),
                 )
-                count = (
-                    cursor.sqlite_cursor.rowcount if self.dialect == "sqlite" else cursor.rowcount
-                )
-                if count != 1:
+                if len(cursor.fetchall()) != 1:
                     raise _Conflict
             directory_loaded = False
             for projection in behind:
@@ -1054,25 +1014,3 @@ class ProjectionEngine:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
-
-
-@contextmanager
-def _relaxed_sync(connection: Any) -> Iterator[None]:
-    """Commit projection pages without waiting for the disk (SQLite ``synchronous=NORMAL``).
-
-    Projections are derived from the log and each page commits its writes together with
-    its tracking positions, so a page lost to a power cut is simply applied again; in WAL
-    mode ``NORMAL`` still keeps every commit atomic and the file consistent, it only lets
-    the last commits roll back. Events are never written under it: the level is restored
-    before the connection goes back to the pool, and the next event commit (``FULL``)
-    syncs the log, projection pages included. SQLite refuses to change the level inside a
-    transaction, so it is set around it.
-    """
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA synchronous")
-    level = int(cursor.fetchone()[0])
-    cursor.execute("PRAGMA synchronous = NORMAL")
-    try:
-        yield
-    finally:
-        cursor.execute(f"PRAGMA synchronous = {level}")

@@ -70,6 +70,10 @@ class Projections:
         """Add a custom projection; the next catch-up creates its tables and fills them."""
         self.engine.register(projection)
 
+    def close(self) -> None:
+        """Close the projections' own database connection."""
+        self.engine.close()
+
     def positions(self) -> dict[str, int]:
         """The position of the last event each projection has applied."""
         return self.engine.positions()

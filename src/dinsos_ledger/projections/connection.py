@@ -1,0 +1,186 @@
+"""The projection engine's own connection to the ledger's database.
+
+Projections live in the ledger's database (the SQLite file, or the PostgreSQL schema), but
+they are written through a connection of their own, opened from the same target with the
+database's own driver (``sqlite3``, ``psycopg``), not through eventsourcing's datastore.
+That keeps the projection layer on eventsourcing's documented reading API only (the
+recorder's ``select_notifications`` and ``max_notification_id``) and lets it control its
+transactions fully: a page and its tracking positions commit together or not at all.
+
+- **SQLite**: one connection in autocommit mode; a write transaction starts with
+  ``BEGIN IMMEDIATE``, so it holds the database's write lock from its first statement
+  (two processes never both believe they may write a page), and waits up to the ledger's
+  lock timeout for it. ``synchronous=NORMAL`` on this connection only: projections are
+  derived data, and WAL keeps every commit atomic (see :meth:`Connection.write`).
+- **PostgreSQL**: one session with ``search_path`` set to the ledger's schema; a write
+  transaction sets ``synchronous_commit`` off for itself; a read is ``REPEATABLE READ``
+  (one snapshot for every query in it). A session found closed is opened again, and one
+  idle for a while is checked first, so a connection cut while idle costs nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Final, Literal
+
+from dinsos_ledger.errors import StorageError
+
+__all__ = ["Connection", "Dialect"]
+
+Dialect = Literal["sqlite", "postgres"]
+
+# A PostgreSQL session idle longer than this is checked before use (it may have been cut).
+_IDLE_CHECK_SECONDS: Final = 5.0
+
+
+class Connection:
+    """One connection of the projection engine to the database of ``target``.
+
+    ``target`` is the ledger's :class:`~dinsos_ledger.storage.Target` (its ``env`` holds
+    the eventsourcing settings the ledger was opened with). Nothing is opened until the
+    first transaction.
+    """
+
+    def __init__(self, target: Any) -> None:
+        self.dialect: Dialect = "postgres" if target.is_postgres else "sqlite"
+        self._env: dict[str, str] = dict(target.env)
+        self._display: str = target.display
+        self._sqlite: sqlite3.Connection | None = None
+        self._pg: Any = None
+        self._used = 0.0
+
+    # ---------------------------------------------------------------- opening
+
+    def _open_sqlite(self) -> sqlite3.Connection:
+        if self._sqlite is None:
+            try:
+                conn = sqlite3.connect(
+                    self._env["SQLITE_DBNAME"],
+                    uri=True,
+                    isolation_level=None,  # transactions are begun explicitly
+                    check_same_thread=False,
+                    timeout=float(self._env.get("SQLITE_LOCK_TIMEOUT", "5")),
+                )
+                conn.execute("PRAGMA synchronous = NORMAL")
+            except sqlite3.Error as e:
+                raise StorageError(f"cannot open the projections at {self._display}: {e}") from e
+            self._sqlite = conn
+        return self._sqlite
+
+    def postgres_conninfo(self) -> dict[str, Any]:
+        """The keyword arguments of ``psycopg.connect`` for the ledger's database."""
+        env = self._env
+        return {
+            "dbname": env["POSTGRES_DBNAME"],
+            "host": env["POSTGRES_HOST"],
+            "port": int(env.get("POSTGRES_PORT", "5432")),
+            "user": env.get("POSTGRES_USER", "postgres"),
+            "password": env.get("POSTGRES_PASSWORD", ""),
+            "connect_timeout": int(env.get("POSTGRES_CONNECT_TIMEOUT", "10")),
+        }
+
+    @property
+    def schema(self) -> str:
+        """The PostgreSQL schema of the ledger's tables."""
+        return self._env.get("POSTGRES_SCHEMA") or "public"
+
+    def connect_postgres(self, *, autocommit: bool = True) -> Any:
+        """A new PostgreSQL session on the ledger's schema (tuples for rows)."""
+        import psycopg
+        from psycopg.sql import SQL, Identifier
+
+        try:
+            conn = psycopg.connect(**self.postgres_conninfo(), autocommit=autocommit)
+            conn.execute(SQL("SET search_path TO {0}").format(Identifier(self.schema)))
+        except psycopg.Error as e:
+            raise StorageError(f"cannot connect to {self._display}: {e}") from e
+        return conn
+
+    def _open_postgres(self) -> Any:
+        import psycopg
+
+        conn = self._pg
+        if (
+            conn is not None
+            and not conn.closed
+            and time.monotonic() - self._used > _IDLE_CHECK_SECONDS
+        ):
+            try:
+                conn.execute("SELECT 1")
+            except psycopg.Error:
+                conn.close()
+        if conn is None or conn.closed:
+            conn = self._pg = self.connect_postgres()
+        return conn
+
+    # ---------------------------------------------------------- transactions
+
+    @contextmanager
+    def write(self) -> Iterator[Any]:
+        """A write transaction (a DB-API cursor): commits on success, else rolls back."""
+        if self.dialect == "sqlite":
+            conn = self._open_sqlite()
+            with self._errors("update"):
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn.cursor()
+                    conn.commit()
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.rollback()
+                    raise
+            return
+        pg = self._open_postgres()
+        from psycopg.rows import tuple_row
+
+        with self._errors("update"), pg.transaction():
+            cursor = pg.cursor(row_factory=tuple_row)
+            # A page lost to a crash before it reached the disk is simply applied again.
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            yield cursor
+        self._used = time.monotonic()
+
+    @contextmanager
+    def read(self) -> Iterator[Any]:
+        """A read-only transaction seeing one snapshot; yields the driver's connection."""
+        if self.dialect == "sqlite":
+            conn = self._open_sqlite()
+            with self._errors("read"):
+                conn.execute("BEGIN")
+                try:
+                    yield conn
+                finally:
+                    conn.rollback()
+            return
+        pg = self._open_postgres()
+        with self._errors("read"), pg.transaction(force_rollback=True):
+            pg.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            yield pg
+        self._used = time.monotonic()
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as e:
+            raise StorageError(f"cannot {what} the projections: {e}") from e
+        except Exception as e:
+            import psycopg
+
+            if isinstance(e, psycopg.Error):
+                if self._pg is not None and self._pg.broken:
+                    self._pg.close()
+                raise StorageError(f"cannot {what} the projections: {e}") from e
+            raise
+
+    def close(self) -> None:
+        """Close the connection (a later transaction opens it again)."""
+        if self._sqlite is not None:
+            self._sqlite.close()
+            self._sqlite = None
+        if self._pg is not None:
+            self._pg.close()
+            self._pg = None
