@@ -15,6 +15,7 @@ import click
 
 from dinsos_ledger.application import Ledger
 from dinsos_ledger.errors import LedgerError, StorageError
+from dinsos_ledger.projections.registry import ProjectionPluginError
 
 __all__ = ["State", "echo_json", "fail", "main", "open_ledger", "pass_state"]
 
@@ -24,9 +25,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 class State:
     """Options given before the verb."""
 
-    def __init__(self, db: str | None, quiet: bool) -> None:
+    def __init__(self, db: str | None, quiet: bool, projections: tuple[str, ...] = ()) -> None:
         self.db = db
         self.quiet = quiet
+        self.projections = projections
 
 
 pass_state = click.make_pass_decorator(State)
@@ -42,11 +44,21 @@ pass_state = click.make_pass_decorator(State)
     help="SQLite file (default dinsos-ledger.sqlite) or postgresql://user@host:port/dbname.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress or messages on stderr.")
+@click.option(
+    "--projection",
+    "projections",
+    metavar="MODULE:CLASS",
+    multiple=True,
+    help=(
+        "Keep this projection too (a Projection subclass in an importable module); repeatable. "
+        "Installed plugins (entry points) and $DINSOS_LEDGER_PROJECTIONS are always kept."
+    ),
+)
 @click.version_option(package_name="dinsos-ledger")
 @click.pass_context
-def main(ctx: click.Context, db: str | None, quiet: bool) -> None:
+def main(ctx: click.Context, db: str | None, quiet: bool, projections: tuple[str, ...]) -> None:
     """An event-sourced ledger of social-service delivery (Dinas Sosial)."""
-    ctx.obj = State(db, quiet)
+    ctx.obj = State(db, quiet, projections)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -64,8 +76,10 @@ def open_ledger(state: State) -> Iterator[Ledger]:
         fail(e.message)
         raise AssertionError from e  # pragma: no cover
     try:
+        for spec in state.projections:
+            ledger.projections.register_named(spec)
         yield ledger
-    except StorageError as e:
+    except (StorageError, ProjectionPluginError) as e:
         fail(e.message)
     finally:
         ledger.disconnect()
@@ -83,7 +97,7 @@ def handles_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except StorageError as e:
+        except (StorageError, ProjectionPluginError) as e:
             fail(e.message, 2)
         except LedgerError as e:
             fail(e.message, 1)

@@ -52,6 +52,7 @@ __all__ = [
     "Reader",
     "RebuildReport",
     "Role",
+    "Step",
     "SubjectInfo",
     "SubjectsProjection",
     "UnknownProjection",
@@ -712,6 +713,21 @@ class _Page:
 
 
 @attrs.frozen
+class Step:
+    """What one :meth:`ProjectionEngine.step` did.
+
+    ``applied`` events (0: caught up, or ``conflict``); ``behind`` is how many events the
+    furthest-behind projection had still to apply before the step, ``head`` the position
+    of the last recorded event then.
+    """
+
+    applied: int
+    behind: int
+    head: int
+    conflict: bool
+
+
+@attrs.frozen
 class RebuildReport:
     """What a rebuild did: the projections dropped and rebuilt, and the events applied."""
 
@@ -918,51 +934,77 @@ class ProjectionEngine:
 
     # -------------------------------------------------------------- catch-up
 
-    def catch_up(self, progress: Progress | None = None) -> int:
+    def catch_up(self, progress: Progress | None = None, names: Iterable[str] | None = None) -> int:
         """Apply every event not yet applied; return how many events were applied.
 
         Pages of ``page_size`` events are each applied in one transaction together with
         the tracking positions, so an interrupted catch-up resumes where it stopped.
+        ``names`` limits it to those projections (and the subjects table they rest on).
         """
-        self.ensure_ready()
-        mapper = self.ledger.app.mapper
-        recorder = self.ledger.recorder
         applied = 0
         conflicts = 0
         total: int | None = None
-        positions = self.positions()
         while True:
-            low = min(positions.values())
+            step = self.step(names)
             if total is None:
-                total = max(self.head() - low, 0)
-            try:
-                page = recorder.select_notifications(low, self.page_size, inclusive_of_start=False)
-            except PersistenceError as e:
-                raise StorageError(f"cannot read the ledger: {e}") from e
-            if not page:
-                return applied
-            with paused_gc():
-                events = _Page(page, mapper, self.projections)
-            try:
-                with paused_gc():
-                    self._apply_page(events, positions)
-            except _Conflict:
+                total = step.behind
+            if step.conflict:
                 # Another process applied (part of) this page: start again from its positions.
                 conflicts += 1
                 if conflicts > _MAX_CONFLICTS:  # pragma: no cover - needs a live race
                     msg = "cannot catch the projections up: other processes keep moving them"
                     raise StorageError(msg) from None
-                positions = self.positions()
                 continue
-            last = events.last
-            positions = {name: max(position, last) for name, position in positions.items()}
-            applied += len(page)
+            if not step.applied:
+                return applied
+            applied += step.applied
             if progress is not None:
                 progress(applied, max(total, applied))
 
-    def _apply_page(self, events: _Page, positions: Mapping[str, int]) -> None:
+    def with_dependencies(self, names: Iterable[str] | None) -> list[Projection]:
+        """The projections called ``names`` (all when None) and every one applied before.
+
+        A projection may read the tables of those applied before it (the subjects table
+        always, built-in ones from a plugin), so they are kept up to date together.
+        """
+        selected = self.select(names)
+        last = max(self.projections.index(p) for p in selected) if selected else 0
+        return self.projections[: last + 1]
+
+    def step(self, names: Iterable[str] | None = None) -> Step:
+        """Apply at most one page to the projections called ``names`` (all when None).
+
+        The page and the new tracking positions commit in one transaction. When another
+        process advanced a position meanwhile, nothing is written and ``conflict`` is set:
+        read the positions again and retry.
+        """
+        selected = self.with_dependencies(names)
+        self.ensure_ready()
+        positions = self.positions()
+        low = min(positions[p.name] for p in selected)
+        head = self.head()
+        try:
+            page = self.ledger.recorder.select_notifications(
+                low, self.page_size, inclusive_of_start=False
+            )
+        except PersistenceError as e:
+            raise StorageError(f"cannot read the ledger: {e}") from e
+        if not page:
+            return Step(0, max(head - low, 0), head, conflict=False)
+        with paused_gc():
+            events = _Page(page, self.ledger.app.mapper, selected)
+        try:
+            with paused_gc():
+                self._apply_page(events, positions, selected)
+        except _Conflict:
+            return Step(0, max(head - low, 0), head, conflict=True)
+        return Step(len(page), max(head - low, 0), head, conflict=False)
+
+    def _apply_page(
+        self, events: _Page, positions: Mapping[str, int], selected: Sequence[Projection]
+    ) -> None:
         last = events.last
-        behind = [p for p in self.projections if positions[p.name] < last]
+        behind = [p for p in selected if positions[p.name] < last]
         with self._write() as cursor:
             # The compare-and-set comes first: it takes the write lock, and a process that
             # got here first makes it match nothing.

@@ -25,6 +25,7 @@ from dinsos_ledger.projections.engine import (
     as_date,
 )
 from dinsos_ledger.projections.money import BalanceRow, rollup_outstanding_by_kecamatan
+from dinsos_ledger.projections.registry import load, projections_for
 from dinsos_ledger.projections.timeline import (
     Timeline,
     compute_timeline,
@@ -55,9 +56,8 @@ class Projections:
 
     def __init__(self, ledger: Ledger, *, page_size: int = DEFAULT_PAGE_SIZE) -> None:
         self.ledger = ledger
-        self.engine = ProjectionEngine(
-            ledger, (MoneyProjection(), ContactsProjection()), page_size=page_size
-        )
+        # Built-in projections, then the plugins installed or named in the environment.
+        self.engine = ProjectionEngine(ledger, projections_for(), page_size=page_size)
 
     # ------------------------------------------------------------ maintenance
 
@@ -69,6 +69,28 @@ class Projections:
     def register(self, projection: Projection) -> None:
         """Add a custom projection; the next catch-up creates its tables and fills them."""
         self.engine.register(projection)
+
+    def register_named(self, spec: str) -> Projection:
+        """Add the projection named ``module:Class`` unless that class is registered already.
+
+        Raises :class:`~dinsos_ledger.projections.registry.ProjectionPluginError` when it
+        cannot be imported or is not a projection.
+        """
+        projection = load(spec, origin="--projection")
+        for known in self.engine.projections:
+            if type(known) is type(projection):
+                return known
+        self.engine.register(projection)
+        return projection
+
+    @property
+    def registered(self) -> tuple[Projection, ...]:
+        """Every projection of this ledger, in the order applied (subjects first).
+
+        The one list that catch-up, ``rebuild``, ``follow`` and ``verify`` all use:
+        built-in projections, installed plugins and those registered since.
+        """
+        return tuple(self.engine.projections)
 
     def close(self) -> None:
         """Close the projections' own database connection."""
