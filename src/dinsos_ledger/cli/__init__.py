@@ -6,7 +6,13 @@ Exit status: 0 success, 1 the ledger refused something (rejects, failed verifica
 
 from __future__ import annotations
 
-from dinsos_ledger.cli import audit_verbs, demo_verbs, ledger_verbs, projection_verbs
+from dinsos_ledger.cli import (
+    audit_verbs,
+    demo_verbs,
+    follow_verbs,
+    ledger_verbs,
+    projection_verbs,
+)
 from dinsos_ledger.cli.base import main
 
 __all__ = ["main"]
@@ -15,3 +21,4 @@ ledger_verbs.register(main)
 audit_verbs.register(main)
 demo_verbs.register(main)
 projection_verbs.register(main)
+follow_verbs.register(main)
