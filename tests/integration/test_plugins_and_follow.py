@@ -114,9 +114,8 @@ TABLES = ("proj_subjects", "proj_money", "proj_contacts", "desa_monthly", "appli
 # ------------------------------------------------------------------- plugins
 
 
-def test_an_installed_plugin_is_kept_rebuilt_and_queried_like_a_built_in(
-    target: str, installed: Path
-) -> None:
+@pytest.mark.usefixtures("installed")
+def test_an_installed_plugin_is_kept_rebuilt_and_queried_like_a_built_in(target: str) -> None:
     """Entry-point projections are registered, rebuilt by name by the CLI and answer queries."""
     _import(target)
     result = _cli(target, "rebuild", "desa_monthly", "--json")
