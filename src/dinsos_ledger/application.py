@@ -382,8 +382,10 @@ class Ledger:
             outcomes.append(self._apply_one(batch, command, digest))
         if batch.events:
             try:
-                recordings = self.app.events.put(
-                    batch.events,
+                # Application.save passes its keyword arguments down to the recorder's
+                # insert transaction (eventsourcing's documented extension point).
+                recordings = self.app.save(
+                    *batch.events,
                     commands=batch.commands,
                     keys=batch.keys,
                     shred=batch.shred,
