@@ -208,6 +208,10 @@ def _wait(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> No
         time.sleep(0.05)
 
 
+def _status_line(out: Path) -> Callable[[], bool]:
+    return lambda: out.exists() and '"position"' in out.read_text()
+
+
 def _caught_up(ledger: Ledger) -> Callable[[], bool]:
     def check() -> bool:
         positions = ledger.projections.engine.positions()
@@ -293,6 +297,8 @@ def test_a_writer_and_two_followers_apply_every_event_exactly_once(
         _start(target, installed, tmp_path, "one"),
         _start(target, installed, tmp_path, "two"),
     ]
+    for tag in ("one", "two"):  # both running (a status line), not just one caught up
+        _wait(_status_line(tmp_path / f"{tag}.out"), f"follower {tag} to start")
     with Ledger(target) as ledger:
         _wait(_caught_up(ledger), "the followers to catch up")
         for start in range(0, 40, 4):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final, Literal
 
@@ -36,17 +36,39 @@ Dialect = Literal["sqlite", "postgres"]
 _IDLE_CHECK_SECONDS: Final = 5.0
 
 
+class _Settings:
+    """The application's settings first (when given), then the target's."""
+
+    def __init__(self, target_env: Mapping[str, str], settings: Mapping[str, str] | None):
+        self._target = target_env
+        self._settings = settings
+
+    def get(self, key: str, default: str = "") -> str:
+        if self._settings is not None:
+            value = self._settings.get(key)
+            if value:
+                return str(value)
+        return self._target.get(key) or default
+
+    def __getitem__(self, key: str) -> str:
+        value = self.get(key)
+        if not value:
+            raise KeyError(key)
+        return value
+
+
 class Connection:
     """One connection of the projection engine to the database of ``target``.
 
-    ``target`` is the ledger's :class:`~dinsos_ledger.storage.Target` (its ``env`` holds
-    the eventsourcing settings the ledger was opened with). Nothing is opened until the
-    first transaction.
+    ``target`` is the ledger's :class:`~dinsos_ledger.storage.Target`; ``settings`` maps
+    eventsourcing's setting names (``SQLITE_DBNAME``, ``POSTGRES_HOST`` …) to the values
+    the ledger's application was opened with (its ``env``), so both connect alike.
+    Nothing is opened until the first transaction.
     """
 
-    def __init__(self, target: Any) -> None:
+    def __init__(self, target: Any, settings: Mapping[str, str] | None = None) -> None:
         self.dialect: Dialect = "postgres" if target.is_postgres else "sqlite"
-        self._env: dict[str, str] = dict(target.env)
+        self._env: _Settings = _Settings(target.env, settings)
         self._display: str = target.display
         self._sqlite: sqlite3.Connection | None = None
         self._pg: Any = None

@@ -797,7 +797,7 @@ class ProjectionEngine:
             raise ValueError(msg)
         self.ledger = ledger
         self.page_size = page_size
-        self.connection = Connection(ledger.target)
+        self.connection = Connection(ledger.target, getattr(ledger.app, "env", None))
         self.dialect: Dialect = self.connection.dialect
         self.subjects = SubjectsProjection()
         self.projections: list[Projection] = [self.subjects]
