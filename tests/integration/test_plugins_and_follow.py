@@ -386,3 +386,34 @@ def test_the_guide_s_plugin_module_stands_alone() -> None:
     namespace: dict[str, Any] = {}
     exec(textwrap.dedent(tutorial_module()), namespace)  # noqa: S102 - the guide's own code
     assert namespace["DesaMonthly"].name == "desa_monthly"
+
+
+def test_a_follower_rides_out_a_storage_error_and_catches_up(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page failing with a storage error is reported and retried; the follower goes on."""
+    from dinsos_ledger.errors import StorageError
+
+    assert all(o.accepted for o in ledger.apply_batch(_commands(0, 3)))
+    engine = ledger.projections.engine
+    original = engine.step
+    errors: list[str] = []
+    calls = {"n": 0}
+
+    def flaky(names: Any = None) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise StorageError("the server closed the connection")
+        result = original(names)
+        if not result.applied:
+            follower.stop()
+        return result
+
+    monkeypatch.setattr(engine, "step", flaky)
+    follower = Follower(
+        ledger.projections, interval=0.05, on_error=lambda e: errors.append(e.message)
+    )
+    status = follower.run()
+    assert errors == ["the server closed the connection"]
+    assert status.behind == 0
+    assert status.applied == engine.head()

@@ -105,6 +105,7 @@ def _follow(
             report=report,
             report_every=status_every,
             stopping=stopping,
+            on_error=lambda e: click.echo(f"follow: {e.message} (trying again)", err=True),
         )
         follower.run()
 

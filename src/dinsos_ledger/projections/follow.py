@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Follower", "Status", "lock_key"]
 
+# The longest pause between attempts after storage errors, in seconds.
+_MAX_PAUSE = 30.0
+
 
 @attrs.frozen
 class Status:
@@ -86,6 +89,9 @@ class Follower:
     for a notification); ``report`` is called with a :class:`Status` about every
     ``report_every`` seconds and when the follower stops. ``stopping``, when given, is the
     event that :meth:`stop` sets (a signal handler may set it before the follower exists).
+    With ``on_error``, a storage error while applying a page is reported to it and the
+    follower tries again after a growing pause, up to ``max_failures`` times in a row;
+    without it the error ends :meth:`run`.
     """
 
     def __init__(
@@ -97,6 +103,8 @@ class Follower:
         report: Callable[[Status], None] | None = None,
         report_every: float = 10.0,
         stopping: threading.Event | None = None,
+        on_error: Callable[[StorageError], None] | None = None,
+        max_failures: int = 20,
     ) -> None:
         self.projections = projections
         self.engine = projections.engine
@@ -108,6 +116,8 @@ class Follower:
         self.report_every = report_every
         self.applied = 0
         self._stop = stopping or threading.Event()
+        self.on_error = on_error
+        self.max_failures = max_failures
         self._session: Any = None
         self._leading = self.engine.dialect == "sqlite"
 
@@ -129,16 +139,31 @@ class Follower:
     def run(self) -> Status:
         """Follow until stopped; return the last status."""
         last_report = -self.report_every
+        failures = 0
         try:
             while not self.stopping:
-                leading = self._lead()
-                if self.report is not None and time.monotonic() - last_report >= self.report_every:
-                    last_report = time.monotonic()
-                    self.report(self.status())
-                if not leading:
-                    self._wait(self.interval)
+                try:
+                    leading = self._lead()
+                    if self.report is not None and (
+                        time.monotonic() - last_report >= self.report_every
+                    ):
+                        last_report = time.monotonic()
+                        self.report(self.status())
+                    if not leading:
+                        self._wait(self.interval)
+                        continue
+                    step = self.engine.step([p.name for p in self.selected])
+                except StorageError as e:
+                    # The database went away for a moment (a restart, a cut connection): a
+                    # page in flight rolled back; give up the lead and try again later.
+                    failures += 1
+                    if self.on_error is None or failures > self.max_failures:
+                        raise
+                    self.on_error(e)
+                    self._close_session()
+                    self._wait(min(self.interval * 2**failures, _MAX_PAUSE))
                     continue
-                step = self.engine.step([p.name for p in self.selected])
+                failures = 0
                 self.applied += step.applied
                 if step.applied or step.conflict:
                     continue  # more may be waiting: no pause between pages
