@@ -344,6 +344,43 @@ def test_a_follower_killed_mid_page_leaves_a_position_another_follower_continues
     _assert_exactly_once_and_equal_to_a_rebuild(target)
 
 
+def test_a_running_standby_takes_over_when_the_leader_is_killed(
+    target: str,
+    installed: Path,
+    tmp_path: Path,
+    followers: list[subprocess.Popen[bytes]],
+) -> None:
+    """Kill the leading follower: the other one (standing by on PostgreSQL) applies what follows."""
+    import json
+
+    _import(target)
+    followers += [
+        _start(target, installed, tmp_path, "a"),
+        _start(target, installed, tmp_path, "b"),
+    ]
+    for tag in ("a", "b"):
+        _wait(_status_line(tmp_path / f"{tag}.out"), f"follower {tag} to start")
+
+    def leaders() -> list[int]:
+        found = []
+        for i, tag in enumerate(("a", "b")):
+            lines = (tmp_path / f"{tag}.out").read_text().splitlines()
+            if lines and json.loads(lines[-1])["leading"]:
+                found.append(i)
+        return found
+
+    _wait(lambda: bool(leaders()), "a leader")
+    leader = followers[leaders()[0]]
+    other = followers[1 - leaders()[0]]
+    leader.kill()
+    leader.wait()
+    with Ledger(target) as ledger:
+        assert all(o.accepted for o in ledger.apply_batch(_commands(0, 5)))
+        _wait(_caught_up(ledger), "the standby to take over")
+    assert _stop(other) == 0
+    _assert_exactly_once_and_equal_to_a_rebuild(target)
+
+
 def test_sigterm_stops_a_follower_promptly_with_exit_0(
     target: str, site: Path, tmp_path: Path, followers: list[subprocess.Popen[bytes]]
 ) -> None:
