@@ -454,3 +454,28 @@ def test_a_follower_rides_out_a_storage_error_and_catches_up(
     assert errors == ["the server closed the connection"]
     assert status.behind == 0
     assert status.applied == engine.head()
+
+
+def test_an_engine_on_a_scratch_connection_rebuilds_a_copy_and_leaves_the_ledger_alone(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    """A private copy (temporary tables on PostgreSQL, a file on SQLite) equals the stored one."""
+    from dinsos_ledger.projections.engine import ProjectionEngine
+
+    assert all(o.accepted for o in ledger.apply_batch(_commands(0, 3)))
+    engine = ledger.projections.engine
+    engine.catch_up()
+    before = _tables(ledger, ("proj_subjects", "proj_money", "proj_tracking"))
+    copy = ProjectionEngine(
+        ledger,
+        [p for p in engine.projections if p is not engine.subjects],
+        connection=engine.connection.scratch(str(tmp_path)),
+    )
+    try:
+        assert copy.catch_up() == engine.head()
+        with copy.reading() as reader:
+            for table in ("proj_subjects", "proj_money"):
+                assert sorted(map(tuple, reader.all(f"SELECT * FROM {table}"))) == before[table]
+    finally:
+        copy.close()
+    assert _tables(ledger, ("proj_subjects", "proj_money", "proj_tracking")) == before

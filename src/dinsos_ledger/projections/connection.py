@@ -24,6 +24,7 @@ import sqlite3
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Final, Literal
 
 from dinsos_ledger.errors import StorageError
@@ -37,18 +38,17 @@ _IDLE_CHECK_SECONDS: Final = 5.0
 
 
 class _Settings:
-    """The application's settings first (when given), then the target's."""
+    """Setting names looked up in layers, first non-empty value wins."""
 
-    def __init__(self, target_env: Mapping[str, str], settings: Mapping[str, str] | None):
-        self._target = target_env
-        self._settings = settings
+    def __init__(self, *layers: Any) -> None:
+        self._layers = [layer for layer in layers if layer is not None]
 
     def get(self, key: str, default: str = "") -> str:
-        if self._settings is not None:
-            value = self._settings.get(key)
+        for layer in self._layers:
+            value = layer.get(key)
             if value:
                 return str(value)
-        return self._target.get(key) or default
+        return default
 
     def __getitem__(self, key: str) -> str:
         value = self.get(key)
@@ -66,13 +66,28 @@ class Connection:
     Nothing is opened until the first transaction.
     """
 
-    def __init__(self, target: Any, settings: Mapping[str, str] | None = None) -> None:
+    def __init__(self, target: Any, settings: Mapping[str, str] | _Settings | None = None) -> None:
         self.dialect: Dialect = "postgres" if target.is_postgres else "sqlite"
-        self._env: _Settings = _Settings(target.env, settings)
+        self._target = target
+        # The application's settings first (what the ledger was opened with), then the target's.
+        self._env: _Settings = _Settings(settings, target.env)
         self._display: str = target.display
         self._sqlite: sqlite3.Connection | None = None
         self._pg: Any = None
         self._used = 0.0
+
+    def scratch(self, folder: str) -> Connection:
+        """A connection to a private, empty store of the same kind, for derived copies.
+
+        SQLite: a new file in ``folder``. PostgreSQL: a session of its own whose tables
+        are temporary (``search_path`` is ``pg_temp``), gone when the session closes.
+        ``verify`` rebuilds projections there to compare them with the stored ones.
+        """
+        overrides = {
+            "SQLITE_DBNAME": str(Path(folder) / "scratch.sqlite"),
+            "POSTGRES_SCHEMA": "pg_temp",
+        }
+        return Connection(self._target, _Settings(overrides, self._env))
 
     # ---------------------------------------------------------------- opening
 

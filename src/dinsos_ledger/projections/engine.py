@@ -782,7 +782,9 @@ class ProjectionEngine:
     """Keeps a ledger's projections up to date and gives them consistent reads.
 
     The :class:`SubjectsProjection` is always first; ``projections`` are the others, in
-    the order they are applied to each page.
+    the order they are applied to each page. Events are read from ``ledger.recorder``;
+    the tables are written through ``connection`` (by default one to the ledger's own
+    database; ``Connection.scratch`` gives a private one, for a copy to compare).
     """
 
     def __init__(
@@ -791,13 +793,14 @@ class ProjectionEngine:
         projections: Iterable[Projection] = (),
         *,
         page_size: int = DEFAULT_PAGE_SIZE,
+        connection: Connection | None = None,
     ) -> None:
         if page_size < 1:
             msg = f"'page_size' must be at least 1 (got {page_size})"
             raise ValueError(msg)
         self.ledger = ledger
         self.page_size = page_size
-        self.connection = Connection(ledger.target, getattr(ledger.app, "env", None))
+        self.connection = connection or Connection(ledger.target, getattr(ledger.app, "env", None))
         self.dialect: Dialect = self.connection.dialect
         self.subjects = SubjectsProjection()
         self.projections: list[Projection] = [self.subjects]
