@@ -158,6 +158,22 @@ def test_a_projection_named_on_the_command_line_or_in_the_environment_is_kept(
     assert _cli(target, "rebuild", "desa_monthly").exit_code == 0
 
 
+def test_a_plugin_that_takes_a_built_in_name_is_exit_2(
+    target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plugin named like a built-in projection is refused with a message, not a traceback."""
+    (tmp_path / "clash.py").write_text(
+        "from dinsos_ledger.projections.builtin import MoneyProjection\n"
+        "class Money(MoneyProjection):\n    pass\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv(registry.ENV_VAR, "clash:Money")
+    result = _cli(target, "rebuild")
+    assert result.exit_code == 2
+    assert "a projection named 'money' is already registered" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [

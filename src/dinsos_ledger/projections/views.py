@@ -25,7 +25,7 @@ from dinsos_ledger.projections.engine import (
     as_date,
 )
 from dinsos_ledger.projections.money import BalanceRow, rollup_outstanding_by_kecamatan
-from dinsos_ledger.projections.registry import load, projections_for
+from dinsos_ledger.projections.registry import ProjectionPluginError, load, projections_for
 from dinsos_ledger.projections.timeline import (
     Timeline,
     compute_timeline,
@@ -57,7 +57,13 @@ class Projections:
     def __init__(self, ledger: Ledger, *, page_size: int = DEFAULT_PAGE_SIZE) -> None:
         self.ledger = ledger
         # Built-in projections, then the plugins installed or named in the environment.
-        self.engine = ProjectionEngine(ledger, projections_for(), page_size=page_size)
+        chosen = projections_for()
+        try:
+            self.engine = ProjectionEngine(ledger, chosen, page_size=page_size)
+        except ProjectionPluginError:
+            raise
+        except ValueError as e:  # a plugin's name or table taken, or not an identifier
+            raise ProjectionPluginError(f"cannot keep the projection plugins: {e}") from e
 
     # ------------------------------------------------------------ maintenance
 
@@ -80,7 +86,10 @@ class Projections:
         for known in self.engine.projections:
             if type(known) is type(projection):
                 return known
-        self.engine.register(projection)
+        try:
+            self.engine.register(projection)
+        except ValueError as e:
+            raise ProjectionPluginError(f"cannot keep projection {spec}: {e}") from e
         return projection
 
     @property
