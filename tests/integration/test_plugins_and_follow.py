@@ -495,3 +495,20 @@ def test_an_engine_on_a_scratch_connection_rebuilds_a_copy_and_leaves_the_ledger
     finally:
         copy.close()
     assert _tables(ledger, ("proj_subjects", "proj_money", "proj_tracking")) == before
+
+
+def test_a_catch_up_inside_an_open_read_gets_a_connection_of_its_own(ledger: Ledger) -> None:
+    """A query made while a streamed read is open is answered, and its writes are kept."""
+    assert all(o.accepted for o in ledger.apply_batch(_commands(0, 2)))
+    projections = ledger.projections
+    projections.catch_up()
+    timelines = projections.iter_continuity()
+    try:
+        first = next(timelines)  # the read transaction stays open
+        assert all(o.accepted for o in ledger.apply_batch(_commands(2, 1)))
+        assert projections.catch_up() == 4
+        assert [t.ref for t, _ in timelines] == ["KT-HH-9001"]  # the old snapshot, unchanged
+        assert first[0].ref == "KT-HH-9000"
+    finally:
+        timelines.close()  # an open read would hold its locks past the test
+    assert len(projections.balances()) == 3
