@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, Final, Literal, Pa
 import attrs
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, OperationalError, PersistenceError
+from eventsourcing.utils import Environment
 
 from dinsos_ledger import commands as cmd
 from dinsos_ledger.aggregates import Enrolment, Household, Stamp, Subject, TrainingCohort, Veteran
-from dinsos_ledger.aggregates.base import Account, Grant, Payment, Person
+from dinsos_ledger.aggregates.base import Account, Person
 from dinsos_ledger.bulk import paused_gc
 from dinsos_ledger.codec import LedgerMapper
 from dinsos_ledger.errors import (
@@ -187,9 +188,24 @@ class LedgerApplication(Application[uuid.UUID]):
         Enrolment: 100,
     }
 
+    def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
+        """The ledger's settings come from its target only, never from the process environment.
+
+        eventsourcing merges ``os.environ`` into an application's settings, and reads
+        ``LEDGER_<SETTING>`` before ``<SETTING>``: an environment variable could then switch
+        the ledger's store, recorder or insert path (``LEDGER_POSTGRES_ENABLE_DB_FUNCTIONS=y``
+        skips the chain and keys). Only the target's settings, and those a caller passes
+        explicitly, configure it.
+        """
+        settings = dict(type(self).env)
+        if type(self).is_snapshotting_enabled or type(self).snapshotting_intervals:
+            settings["IS_SNAPSHOTTING_ENABLED"] = "y"
+        settings.update(env or {})
+        return Environment(name, settings)
+
     def construct_mapper(self) -> LedgerMapper:
         """Use the package's cattrs mapper for every stored event."""
-        return LedgerMapper(snapshot_state_types=(Grant, Payment))
+        return LedgerMapper()
 
 
 _P = ParamSpec("_P")

@@ -77,7 +77,14 @@ __all__ = [
 SIGNING_KEY_ENV: Final = "DINSOS_LEDGER_SIGNING_KEY"
 
 FindingKind = Literal[
-    "altered", "removed", "inserted", "reordered", "truncated", "checkpoint", "snapshot"
+    "altered",
+    "removed",
+    "inserted",
+    "reordered",
+    "truncated",
+    "checkpoint",
+    "snapshot",
+    "guard",
 ]
 
 _META_TABLE: Final = "dinsos_meta"
@@ -133,10 +140,12 @@ class AuditFinding:
 
     ``kind`` is one of ``altered``, ``removed``, ``inserted``, ``reordered``, ``truncated``
     (see :func:`dinsos_ledger.chain.check_chain`), ``checkpoint`` (the checkpoint given
-    does not belong to this ledger) or ``snapshot`` (a stored snapshot differs from the
-    state its events give). ``ref``, ``subject_kind``, ``version`` and ``event`` describe
-    the stored row at ``position`` as it reads now (for a snapshot: its subject and
-    version); they are ``None`` when there is no row there or it cannot be decoded.
+    does not belong to this ledger), ``snapshot`` (a stored snapshot differs from the
+    state its events give) or ``guard`` (an append-only guard trigger of the events or
+    chain table is missing or altered). ``ref``, ``subject_kind``, ``version`` and
+    ``event`` describe the stored row at ``position`` as it reads now (for a snapshot: its
+    subject and version); they are ``None`` when there is no row there or it cannot be
+    decoded.
     """
 
     kind: FindingKind
@@ -222,9 +231,10 @@ def verify(ledger: Ledger, *, checkpoint: chain.Checkpoint | None = None) -> Ver
     With a ``checkpoint`` (read with :func:`load_checkpoint`), the chain must also still
     pass through its signed head: a chain cut short or rewritten consistently since then
     is found. A checkpoint of another ledger is a ``checkpoint`` finding, reported after
-    any finding of the chain itself. Once the events hold, every stored snapshot is
-    compared with the state its subject's events give (:func:`check_snapshots`), because
-    the ledger loads subjects from their snapshots.
+    any finding of the chain itself. Once the chain holds, the append-only guard triggers
+    must be in place and unaltered (a ``guard`` finding otherwise). Then every stored
+    snapshot is compared with the state its subject's events give (:func:`check_snapshots`),
+    because the ledger loads subjects from their snapshots.
     """
     recorder = ledger.recorder
     identity = ledger_id(ledger)
@@ -247,8 +257,11 @@ def verify(ledger: Ledger, *, checkpoint: chain.Checkpoint | None = None) -> Ver
         checkpoint=None if foreign else checkpoint,
     )
     finding: AuditFinding | None = None
+    guards = recorder.guard_problems() if result.first_finding is None else []
     if result.first_finding is not None:
         finding = _locate(ledger, result.first_finding)
+    elif guards:
+        finding = AuditFinding(kind="guard", position=None, message="; ".join(guards))
     elif foreign:
         assert checkpoint is not None
         theirs = checkpoint.ledger
@@ -304,32 +317,10 @@ def _position(
     """A position in the events (``row``) or chain (``link``) table; None when there is none.
 
     ``which`` is the ``first`` or ``last`` position, or the ``next`` one after ``after``.
-    Reads no column but the position.
+    Reads no column but the position (the recorder of each backend owns the SQL).
     """
-    aggregate = "MAX" if which == "last" else "MIN"
-    where = which == "next"
-    if isinstance(recorder, LedgerPostgresRecorder):
-        table = recorder.events_table if what == "row" else recorder.chain_table
-        column = Identifier("notification_id" if what == "row" else "position")
-        query = SQL("SELECT {0}({1}) AS p FROM {2}").format(SQL(aggregate), column, table)
-        if where:
-            query = SQL("{0} WHERE {1} > %s").format(query, column)
-        with recorder.datastore.transaction(commit=False) as curs:
-            curs.execute(query, (after,) if where else ())
-            found = curs.fetchone()
-            value = None if found is None else found["p"]
-    else:
-        assert isinstance(recorder, LedgerSQLiteRecorder)
-        table_name = recorder.events_table_name if what == "row" else "dinsos_chain"
-        column_name = "rowid" if what == "row" else "position"
-        sql = f"SELECT {aggregate}({column_name}) FROM {table_name}"
-        if where:
-            sql += f" WHERE {column_name} > ?"
-        with recorder.datastore.transaction(commit=False) as c:
-            c.execute(sql, (after,) if where else ())
-            found = c.fetchone()
-            value = None if found is None else found[0]
-    return None if value is None else int(value)
+    position: int | None = recorder.select_position(what, which, after)
+    return position
 
 
 def _readable_row(row: Any) -> chain.Row:

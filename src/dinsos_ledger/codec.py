@@ -21,6 +21,8 @@ from uuid import UUID
 import cattrs
 from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import (
+    Cipher,
+    Compressor,
     DatetimeAsISO,
     JSONTranscoder,
     Mapper,
@@ -32,6 +34,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic, resolve_topic
 
+from dinsos_ledger.aggregates.base import Grant, Payment
 from dinsos_ledger.types import Period, Programme, Reference, RegionCode, Rupiah, Sealed
 
 if typing.TYPE_CHECKING:  # pragma: no cover
@@ -189,8 +192,35 @@ class LedgerMapper(Mapper[UUID]):
     state forward before it is structured.
     """
 
-    def __init__(self, snapshot_state_types: Iterable[type[Any]] = ()) -> None:
+    def __init__(
+        self,
+        transcoder: Transcoder | None = None,
+        compressor: Compressor | None = None,
+        cipher: Cipher | None = None,
+        *,
+        snapshot_state_types: Iterable[type[Any]] | None = None,
+    ) -> None:
+        """Take eventsourcing's standard mapper arguments, so its factories can build one.
+
+        eventsourcing's ``InfrastructureFactory.mapper`` (used with ``MAPPER_TOPIC``, and by
+        ``ProcessApplication`` / ``System`` / ``ProjectionRunner`` over an application of
+        another class) calls ``mapper_class(transcoder=…, cipher=…, compressor=…)``. The
+        ledger's events are stored as plain JSON, so the ``transcoder`` offered is not used
+        for them; a ``cipher`` or ``compressor`` would make the stored format another one,
+        so they are refused. ``snapshot_state_types`` are the value types of snapshot
+        state (default: the ledger's grants and payments).
+        """
+        del transcoder  # the stored format is the ledger's own; see the docstring
+        if cipher is not None or compressor is not None:
+            msg = (
+                "the ledger's events are stored as plain JSON: a mapper over them takes no "
+                f"cipher or compressor (got {type(cipher or compressor).__name__}; "
+                "unset CIPHER_TOPIC and COMPRESSOR_TOPIC)"
+            )
+            raise ValueError(msg)
         super().__init__(transcoder=JSONBytes())
+        if snapshot_state_types is None:
+            snapshot_state_types = (Grant, Payment)
         self.snapshots = snapshot_transcoder((date, RegionCode, Sealed, *snapshot_state_types))
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:

@@ -26,6 +26,8 @@ from dinsos_ledger.application import Ledger
 from dinsos_ledger.cli import main
 from dinsos_ledger.types import subject_id
 
+from tests.attacker import drop_guards, restore_guards
+
 ROOT = Path(__file__).resolve().parents[2]
 FIELD_OFFICE = ROOT / "tests" / "data" / "field_office.jsonl"
 GUIDE = ROOT / "docs" / "auditors.md"
@@ -68,7 +70,19 @@ def position_of(target: str, ref: str, version: int) -> int:
 
 
 def tamper(target: str, sql: str, params: tuple[Any, ...]) -> None:
-    """Run ``sql`` straight on the store (``{events}``, ``{pos}``, ``{chain}``; ``?`` marks)."""
+    """Run ``sql`` straight on the store (``{events}``, ``{pos}``, ``{chain}``; ``?`` marks).
+
+    The append-only guards are dropped first and put back after, as an intruder hiding the
+    edit would.
+    """
+    drop_guards(target)
+    try:
+        _tamper(target, sql, params)
+    finally:
+        restore_guards(target)
+
+
+def _tamper(target: str, sql: str, params: tuple[Any, ...]) -> None:
     if target.startswith("postgresql://"):
         import psycopg
 

@@ -163,7 +163,7 @@ def test_concurrent_first_imports_into_a_new_ledger_all_succeed(
     with Ledger(target) as ledger:
         recorded = harness.command_ids(ledger)
         if ledger.target.is_postgres:  # its snapshots table is created under the DDL lock too
-            from dinsos_ledger.storage import LedgerSnapshotsRecorder
+            from dinsos_ledger.persistence.postgres import LedgerSnapshotsRecorder
 
             assert ledger.app.snapshots is not None
             assert isinstance(ledger.app.snapshots.recorder, LedgerSnapshotsRecorder)

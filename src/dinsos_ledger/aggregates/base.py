@@ -79,12 +79,21 @@ class Subject(Aggregate):
     """Base of every aggregate: a ref, a kind, a registration date and a stamped history."""
 
     kind: ClassVar[Kind]
+    #: The schema version of a subject's state as snapshots store it (eventsourcing's
+    #: ``class_version``). A release that changes the attributes raises it on the concrete
+    #: class and adds a static ``upcast_vN_vN+1(state)`` bringing older snapshots forward;
+    #: see docs/storage-format.md.
+    class_version: ClassVar[int] = 1
     if TYPE_CHECKING:  # state is assigned by events; annotations here would make a dataclass
         ref: str
         registered_on: date
 
     class Event(Aggregate.Event):
         """An event of a subject: business date, actor, command id and note."""
+
+        #: The schema version of the event's stored fields; raised (with an upcast) on the
+        #: concrete event class whose fields change.
+        class_version: ClassVar[int] = 1
 
         on: date
         actor: str
@@ -93,6 +102,9 @@ class Subject(Aggregate):
 
     class Created(Aggregate.Created):
         """The first event of a subject."""
+
+        #: As :attr:`Subject.Event.class_version`.
+        class_version: ClassVar[int] = 1
 
         on: date
         actor: str
