@@ -1,4 +1,4 @@
-r"""A plain reference model of the ledger, written from SPEC sections 2–5 alone.
+r"""A plain reference model of the ledger, written from SPEC sections 2–5 and 10 alone.
 
 The real ledger is event-sourced, encrypted and stored; this model is a handful of
 dictionaries and lists, so that it can be read against the SPEC line by line and trusted
@@ -23,20 +23,24 @@ gives the code):
     format or range. ``assess`` carries exactly one of ``desil``/``eligible``.
 ``id_conflict``
     The ``id`` is that of an accepted command whose body differs. (Same id, identical
-    body: a duplicate, reported before any rule.)
+    body: a duplicate, reported before any rule.) Once a household or veteran is
+    forgotten, its registration's personal data (``family_card``, ``head_nik``,
+    ``head_name``; ``nik``, ``name``) is not compared: nothing may confirm it (SPEC
+    section 7), so the same id with the other fields equal is a duplicate.
 ``unknown_subject``
     Every command but ``register_household``/``register_veteran``/``plan_cohort``/``enrol``:
     its ``ref`` is not registered. ``enrol``: its ``cohort`` or ``household`` is not
     registered (its own ``ref`` is new).
 ``already_registered``
-    ``register_household``, ``register_veteran``, ``plan_cohort``, ``enrol``: the ``ref``
-    exists, whatever its kind.
+    ``register_household``, ``register_veteran``, ``plan_cohort``, ``enrol``,
+    ``define_programme``: the ``ref`` exists, whatever its kind.
 ``not_applicable``
     ``assess`` on a cohort or enrolment, ``desil`` on a veteran, ``eligible`` on a
     household; ``allocate``/``disburse``/``reverse`` on an enrolment; ``follow_up`` on a
     cohort; ``attend``/``complete``/``withdraw`` on anything but an enrolment;
     ``close``/``forget`` on a cohort or enrolment; ``enrol`` whose ``cohort`` is not a
-    cohort or whose ``household`` is not a household.
+    cohort or whose ``household`` is not a household; ``amend_programme`` on anything but
+    a programme, every other command on a programme.
 ``closed``
     Household or veteran: forgotten → everything; closed → everything but ``reverse`` and
     ``forget`` (so a second ``close`` is ``closed``). Enrolment: withdrawn → everything;
@@ -46,12 +50,18 @@ gives the code):
     ``forget`` of a household or veteran that is not closed.
 ``before_registration``
     ``on`` earlier than the subject's registration date: the ``on`` of its
-    ``register_household``/``register_veteran``/``plan_cohort``/``enrol``. ``enrol``:
+    ``register_household``/``register_veteran``/``plan_cohort``/``enrol``/
+    ``define_programme``. ``enrol``:
     earlier than the household's or the cohort's registration date.
 ``not_eligible``
-    ``allocate`` to a household whose latest assessment (recorded order) is missing or has
-    ``desil`` > 4, or to a veteran whose latest is missing or ``eligible: false``.
-    Allocations to cohorts are never refused for eligibility.
+    ``allocate`` of a programme that is not defined: to a household whose latest assessment
+    (recorded order) is missing or has ``desil`` > 4, or to a veteran whose latest is
+    missing or ``eligible: false``; cohorts are never refused. ``allocate`` of a defined
+    programme: decided by the rule in force on its ``on`` (the latest definition or
+    amendment with ``on`` ≤ D, the later recorded among equal dates); none in force (the
+    allocation is dated before the definition), or the subject's kind not among
+    ``recipients``, or a household's latest assessment missing or (unless the limit is
+    ``null``) above the limit, or a veteran's latest missing or ``eligible: false``.
 ``insufficient_allocation``
     ``disburse`` of more than allocated − disbursed (not reversed) for that subject and
     programme, over everything recorded so far, whatever the dates.
@@ -114,6 +124,13 @@ Where the SPEC is silent or could be read two ways, this model chooses as follow
     ``longest_gap_days`` is 0 when there is no gap. Forgotten subjects keep their rows.
 15. Blank lines (only spaces, tabs and carriage returns between line feeds) are skipped
     but counted; lines are split at line feeds only.
+16. A programme's ``ref`` is its code: ``define_programme`` needs a ``ref`` of the
+    programme pattern; ``amend_programme`` accepts a programme code or a case number (so
+    naming a household is ``not_applicable``); every other command keeps the case-number
+    pattern (so ``TALI_ASIH`` as its ``ref`` is ``invalid``, ``PKH`` is ``not_applicable``
+    once PKH is a programme). ``desil_limit`` is required and may be ``null``.
+17. ``programmes``: ``desil_limit`` is ``null`` when no rule is in force yet on the day
+    asked (a programme defined after today, listed without ``--as-of``).
 """
 
 from __future__ import annotations
@@ -175,6 +192,8 @@ COMMAND_FIELDS: dict[str, tuple[str, ...]] = {
     "withdraw": ("reason",),
     "close": ("reason",),
     "forget": ("reason",),
+    "define_programme": ("name", "recipients", "desil_limit"),
+    "amend_programme": ("desil_limit",),
 }
 
 CREATING = {
@@ -182,6 +201,7 @@ CREATING = {
     "register_veteran": "veteran",
     "plan_cohort": "cohort",
     "enrol": "enrolment",
+    "define_programme": "programme",
 }
 
 #: The kinds each command applies to (SPEC 3, column "applies to").
@@ -196,15 +216,22 @@ APPLIES_TO = {
     "withdraw": {"enrolment"},
     "close": {"household", "veteran"},
     "forget": {"household", "veteran"},
+    "amend_programme": {"programme"},
 }
 
 WINDOW_DAYS = {"household": 90, "veteran": 180}
 DESIL_LIMIT = 4
+RECIPIENTS = ("household", "veteran", "cohort")
 MAX_AMOUNT = 10**12
 
 CHANNELS = ("bank", "post", "cash", "in_kind")
 OUTCOMES = ("visited", "phoned", "referred", "resolved", "not_found")
 CLOSE_REASONS = ("graduated", "moved", "deceased", "duplicate", "other")
+#: The personal-data fields of the commands that carry any.
+PII_OF_REGISTRATION = {
+    "register_household": ("family_card", "head_nik", "head_name"),
+    "register_veteran": ("nik", "name"),
+}
 
 REF_RE = re.compile(r"[A-Z0-9][A-Z0-9-]{1,63}")
 REGION_RE = re.compile(r"[0-9]{2}\.[0-9]{2}\.[0-9]{2}\.[0-9]{4}")
@@ -327,7 +354,15 @@ def _check(cmd: dict[str, Any]) -> None:
         raise Malformed(f"missing field(s) {missing} for {name}")
 
     _text(cmd, "id", 1, 128)
-    _pattern(cmd, "ref", REF_RE)
+    if name == "define_programme":
+        _pattern(cmd, "ref", PROGRAMME_RE)
+    elif name == "amend_programme":
+        if not isinstance(cmd["ref"], str) or not (
+            PROGRAMME_RE.fullmatch(cmd["ref"]) or REF_RE.fullmatch(cmd["ref"])
+        ):
+            raise Malformed(f"'ref' must be a programme code or a ref (got {cmd['ref']!r})")
+    else:
+        _pattern(cmd, "ref", REF_RE)
     _date(cmd, "on")
     _text(cmd, "actor", 1, 128)
     if "note" in cmd:
@@ -377,6 +412,20 @@ def _check(cmd: dict[str, Any]) -> None:
         _choice(cmd, "reason", CLOSE_REASONS)
     elif name in ("withdraw", "forget"):
         _text(cmd, "reason", 1, 2000)
+    elif name in ("define_programme", "amend_programme"):
+        limit = cmd["desil_limit"]
+        if limit is not None:
+            _integer(cmd, "desil_limit", 1, 10)
+        if name == "define_programme":
+            _text(cmd, "name", 1, 200)
+            kinds = cmd["recipients"]
+            if (
+                not isinstance(kinds, list)
+                or not kinds
+                or any(not isinstance(k, str) or k not in RECIPIENTS for k in kinds)
+                or len(set(kinds)) != len(kinds)
+            ):
+                raise Malformed(f"'recipients' must be distinct kinds (got {kinds!r})")
 
 
 def validate(cmd: Any) -> str | None:
@@ -474,7 +523,7 @@ class Model:
             return ("rejected", "invalid")
         earlier = self.accepted.get(cmd["id"])
         if earlier is not None:
-            if earlier == cmd:
+            if earlier == cmd or self._erased_alike(earlier, cmd):
                 return ("duplicate", None)
             return ("rejected", "id_conflict")
         code = self.broken_rule(cmd)
@@ -593,11 +642,26 @@ class Model:
             return False
         return on < self.subjects[cmd["ref"]].registered_on
 
+    def rule_in_force(self, code: str, day: date) -> tuple[date, int | None] | None:
+        """The ``(on, desil_limit)`` of programme ``code`` in force on ``day``, if any.
+
+        The latest definition or amendment with ``on`` ≤ ``day``; among equal dates the
+        one recorded later (``rules`` are kept in recorded order).
+        """
+        found = None
+        for on, limit in self.subjects[code].details["rules"]:
+            if on <= day and (found is None or on >= found[0]):
+                found = (on, limit)
+        return found
+
     def _not_eligible(self, cmd: dict[str, Any]) -> bool:
-        """``allocate`` to a household or veteran whose latest assessment does not allow it."""
+        """``allocate`` that the programme's rule in force (or the default rule) refuses."""
         if cmd["command"] != "allocate":
             return False
         subject = self.subjects[cmd["ref"]]
+        programme = self.subjects.get(cmd["programme"])
+        if programme is not None and programme.kind == "programme":
+            return self._refused_by_programme(subject, programme, _day(cmd["on"]))
         if subject.kind == "cohort":
             return False
         if not subject.assessments:
@@ -605,6 +669,20 @@ class Model:
         latest = subject.assessments[-1]
         if subject.kind == "household":
             return latest["desil"] > DESIL_LIMIT
+        return latest["eligible"] is False
+
+    def _refused_by_programme(self, subject: Subject, programme: Subject, day: date) -> bool:
+        """Whether the defined ``programme``'s rule in force on ``day`` refuses ``subject``."""
+        rule = self.rule_in_force(programme.ref, day)
+        if rule is None or subject.kind not in programme.details["recipients"]:
+            return True
+        if subject.kind == "cohort":
+            return False
+        if not subject.assessments:
+            return True
+        latest = subject.assessments[-1]
+        if subject.kind == "household":
+            return rule[1] is not None and latest["desil"] > rule[1]
         return latest["eligible"] is False
 
     def _insufficient_allocation(self, cmd: dict[str, Any]) -> bool:
@@ -735,7 +813,18 @@ class Model:
             details = {"cohort": cmd["cohort"], "household": cmd["household"]}
             self.subjects[ref] = Subject(ref, "enrolment", on, details, contacts=[on])
             return
+        if name == "define_programme":
+            details = {
+                "name": cmd["name"],
+                "recipients": [k for k in RECIPIENTS if k in cmd["recipients"]],
+                "rules": [(on, cmd["desil_limit"])],
+            }
+            self.subjects[ref] = Subject(ref, "programme", on, details)
+            return
         subject = self.subjects[ref]
+        if name == "amend_programme":
+            subject.details["rules"].append((on, cmd["desil_limit"]))
+            return
         if name == "assess":
             subject.assessments.append({k: cmd[k] for k in ("desil", "eligible") if k in cmd})
             subject.contacts.append(on)
@@ -765,6 +854,20 @@ class Model:
             subject.closed_on = on
         elif name == "forget":
             subject.forgotten = True
+
+    def _erased_alike(self, earlier: dict[str, Any], cmd: dict[str, Any]) -> bool:
+        """Whether ``cmd`` is the forgotten subject's registration ``earlier`` but for PII.
+
+        The personal data of a forgotten subject can no longer be compared.
+        """
+        fields = PII_OF_REGISTRATION.get(earlier["command"])
+        if fields is None or not self.subjects[earlier["ref"]].forgotten:
+            return False
+
+        def public(body: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in body.items() if k not in fields}
+
+        return public(earlier) == public(cmd)
 
     # ------------------------------------------------------------------ queries
 
@@ -804,6 +907,12 @@ class Model:
                 closed=False,
                 forgotten=False,
             )
+        elif subject.kind == "programme":
+            state.update(
+                name=subject.details["name"],
+                recipients=list(subject.details["recipients"]),
+                defined_on=subject.registered_on.isoformat(),
+            )
         else:
             state.update(
                 cohort=subject.details["cohort"],
@@ -813,6 +922,35 @@ class Model:
                 forgotten=False,
             )
         return state
+
+    def programmes(self, as_of: date | None, today: date) -> list[dict[str, Any]]:
+        """Return SPEC 10's programme rows, sorted by code."""
+        rows = []
+        for ref in sorted(self.subjects):
+            subject = self.subjects[ref]
+            if subject.kind != "programme":
+                continue
+            if as_of is not None and subject.registered_on > as_of:
+                continue
+            day = today if as_of is None else as_of
+            rule = self.rule_in_force(ref, day)
+            # In force order: by on; sorted() is stable, so equal dates keep recorded order.
+            rules = sorted(subject.details["rules"], key=lambda r: r[0])
+            rows.append(
+                {
+                    "programme": ref,
+                    "name": subject.details["name"],
+                    "recipients": list(subject.details["recipients"]),
+                    "desil_limit": None if rule is None else rule[1],
+                    "defined_on": subject.registered_on.isoformat(),
+                    "rules": [
+                        {"on": on.isoformat(), "desil_limit": limit}
+                        for on, limit in rules
+                        if as_of is None or on <= as_of
+                    ],
+                }
+            )
+        return rows
 
     def balances(self, as_of: date | None = None) -> list[dict[str, Any]]:
         """Return SPEC 6's balance rows, sorted by ref then programme."""

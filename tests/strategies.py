@@ -18,6 +18,10 @@ Public names:
     One command as a ``dict``. ``mutate`` is ``"never"`` (always well formed),
     ``"sometimes"`` (about one in twenty has one field broken) or ``"always"``
     (every command is ``invalid``).
+``programme_stories(pools=DEFAULT_POOLS)``
+    A short story of one programme's rules and allocations under them: a definition, an
+    allocation dated before it, amendments (two of them sometimes on one date) between
+    allocations.
 ``registrations(pools=DEFAULT_POOLS)``
     A valid prologue: every household, veteran and cohort of the pools registered in the
     first ten days, each household and veteran assessed on its registration day.
@@ -45,6 +49,7 @@ __all__ = [
     "command_lists",
     "commands",
     "hostile_lines",
+    "programme_stories",
     "registrations",
 ]
 
@@ -73,7 +78,14 @@ class Pools:
 
     def all_refs(self) -> tuple[str, ...]:
         """Return every ref of the pools, of every kind, and the stranger."""
-        return self.households + self.veterans + self.cohorts + self.enrolments + (self.stranger,)
+        return (
+            self.households
+            + self.veterans
+            + self.cohorts
+            + self.enrolments
+            + self.programmes
+            + (self.stranger,)
+        )
 
 
 DEFAULT_POOLS = Pools()
@@ -99,7 +111,21 @@ _WEIGHTED_NAMES = (
     "disburse",
     "enrol",
     "attend",
+    "define_programme",
+    "amend_programme",
+    "amend_programme",
 )
+
+#: Recipients a drawn definition lists: mostly every kind, so allocations still succeed.
+_RECIPIENT_CHOICES = (
+    ("household", "veteran", "cohort"),
+    ("household",),
+    ("veteran",),
+    ("cohort", "household"),
+    ("cohort",),
+)
+#: Desil limits a drawn definition or amendment sets (None: no desil rule).
+_LIMIT_CHOICES = (4, 5, 2, None, 10, 1)
 
 
 def _natural_refs(pools: Pools, name: str) -> tuple[str, ...]:
@@ -116,6 +142,8 @@ def _natural_refs(pools: Pools, name: str) -> tuple[str, ...]:
         return pools.households + pools.veterans + pools.cohorts
     if name == "follow_up":
         return pools.households + pools.veterans + pools.enrolments
+    if name in ("define_programme", "amend_programme"):
+        return pools.programmes
     return pools.households + pools.veterans
 
 
@@ -215,6 +243,16 @@ def _valid_command(draw: st.DrawFn, pools: Pools) -> dict[str, Any]:
         )
     elif name == "forget":
         cmd["reason"] = "permintaan penghapusan data"
+    elif name == "define_programme":
+        recipients = draw(st.sampled_from(_RECIPIENT_CHOICES))
+        cmd.update(
+            name=draw(st.sampled_from(("Program Keluarga Harapan", "Bantuan banjir"))),
+            # The order a file lists them in does not matter.
+            recipients=list(draw(st.permutations(recipients))),
+            desil_limit=draw(st.sampled_from(_LIMIT_CHOICES)),
+        )
+    elif name == "amend_programme":
+        cmd["desil_limit"] = draw(st.sampled_from(_LIMIT_CHOICES))
     return cmd
 
 
@@ -240,7 +278,8 @@ def _broken(draw: st.DrawFn, cmd: dict[str, Any]) -> dict[str, Any]:
     elif way == "wrong_type":
         key = draw(st.sampled_from(sorted(cmd)))
         value = cmd[key]
-        cmd[key] = _WRONG_TYPE.get(type(value))
+        # A null desil_limit is a value: a string in its place is the wrong type.
+        cmd[key] = "null" if value is None else _WRONG_TYPE.get(type(value))
     elif way == "bad_date":
         cmd["on"] = draw(st.sampled_from(("2025-02-30", "2025-13-01", "20250101", "2025-1-5", "")))
     elif way == "float_amount" and "amount" in cmd:
@@ -249,6 +288,9 @@ def _broken(draw: st.DrawFn, cmd: dict[str, Any]) -> dict[str, Any]:
         cmd["on"] = 20250101
     elif way == "bad_id":
         cmd["id"] = draw(st.sampled_from(("", "x" * 129)))
+    elif cmd["command"] in ("define_programme", "amend_programme"):
+        # HH_1 would be a well-formed programme code.
+        cmd["ref"] = draw(st.sampled_from(("hh-1", "H", "HH 1", "-HH-1")))
     else:
         cmd["ref"] = draw(st.sampled_from(("hh-1", "H", "HH 1", "-HH-1", "HH_1")))
     return cmd
@@ -384,6 +426,53 @@ def _payment_story(draw: st.DrawFn, pools: Pools) -> list[dict[str, Any]]:
 
 
 @st.composite
+def programme_stories(draw: st.DrawFn, pools: Pools = DEFAULT_POOLS) -> list[dict[str, Any]]:
+    """Draw one programme's definition, amendments and allocations around them.
+
+    Dated so that an allocation falls before the definition, and the rule changes between
+    two allocations (sometimes by two amendments of one date, the later recorded winning).
+    """
+    code = draw(st.sampled_from(pools.programmes[:2]))
+    ref = draw(st.sampled_from(pools.households + pools.veterans + pools.cohorts))
+    day = draw(st.integers(5, pools.days - 12))
+    tag = draw(st.integers(0, 99))
+
+    def base(step: int, name: str, shift: int) -> dict[str, Any]:
+        on = (pools.start + timedelta(days=day + shift)).isoformat()
+        return {"id": f"g-{tag:02d}-{step}", "command": name, "on": on, "actor": "operator"}
+
+    def allocation(step: int, shift: int) -> dict[str, Any]:
+        return base(step, "allocate", shift) | {
+            "ref": ref,
+            "programme": code,
+            "amount": draw(st.sampled_from(pools.amounts)),
+            "period": "2025-02",
+            "reference": f"G-{tag:02d}-{step}",
+        }
+
+    story = [
+        allocation(0, -1),
+        base(1, "define_programme", 0)
+        | {
+            "ref": code,
+            "name": "Program daerah",
+            "recipients": list(draw(st.sampled_from(_RECIPIENT_CHOICES))),
+            "desil_limit": draw(st.sampled_from(_LIMIT_CHOICES)),
+        },
+        allocation(2, 1),
+        base(3, "amend_programme", 3)
+        | {"ref": code, "desil_limit": draw(st.sampled_from(_LIMIT_CHOICES))},
+    ]
+    if draw(st.booleans()):
+        story.append(
+            base(4, "amend_programme", 3)
+            | {"ref": code, "desil_limit": draw(st.sampled_from(_LIMIT_CHOICES))}
+        )
+    story += [allocation(5, 3), allocation(6, 2)]
+    return story
+
+
+@st.composite
 def command_lists(
     draw: st.DrawFn,
     pools: Pools = DEFAULT_POOLS,
@@ -437,6 +526,9 @@ def command_lists(
         else:
             out.append(command)
     for story in draw(st.lists(_payment_story(pools), max_size=3)):
+        at = draw(st.integers(0, len(out)))
+        out[at:at] = story
+    for story in draw(st.lists(programme_stories(pools), max_size=2)):
         at = draw(st.integers(0, len(out)))
         out[at:at] = story
     resends = draw(st.lists(st.tuples(st.integers(0, 10**6), st.booleans()), max_size=6))

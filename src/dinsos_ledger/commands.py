@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any, ClassVar, Final, NotRequired, TypedDict
 
@@ -38,8 +38,11 @@ __all__ = [
     "BODY_DIGEST_PURPOSE",
     "COMMAND_NAMES",
     "PII_FIELDS",
+    "PII_OF_COMMAND",
     "Allocate",
     "AllocateArgs",
+    "AmendProgramme",
+    "AmendProgrammeArgs",
     "Arguments",
     "Assess",
     "AssessArgs",
@@ -50,6 +53,8 @@ __all__ = [
     "Command",
     "Complete",
     "CompleteArgs",
+    "DefineProgramme",
+    "DefineProgrammeArgs",
     "Disburse",
     "DisburseArgs",
     "Enrol",
@@ -71,8 +76,10 @@ __all__ = [
     "WithdrawArgs",
     "canonical_body",
     "parse_command",
+    "pii_body",
     "prepare",
     "printable_id",
+    "public_body",
 ]
 
 #: Fields that hold personal data: never echoed, never stored in plain text.
@@ -240,6 +247,26 @@ class Forget(Command):
     reason: str
 
 
+@attrs.frozen(kw_only=True)
+class DefineProgramme(Command):
+    """Define a programme (``ref`` is its code): name, recipients, desil limit from ``on``."""
+
+    COMMAND: ClassVar[str] = "define_programme"
+
+    name: str
+    recipients: tuple[str, ...]
+    desil_limit: int | None
+
+
+@attrs.frozen(kw_only=True)
+class AmendProgramme(Command):
+    """Change a programme's desil limit from ``on`` (``None``: no desil rule)."""
+
+    COMMAND: ClassVar[str] = "amend_programme"
+
+    desil_limit: int | None
+
+
 # The keyword arguments of each command as Python callers give them (``Ledger.allocate(...)``
 # and the other typed methods): plain strings and ints, dates as ``date`` or ISO text, ``id``
 # optional (one is made up). ``parse_command`` validates them like a line of a file, and a
@@ -353,6 +380,24 @@ class ForgetArgs(Arguments):
     """Crypto-shred a closed subject's personal data."""
 
     reason: str
+
+
+class DefineProgrammeArgs(Arguments):
+    """Define programme ``ref`` (its code): who it reaches and its desil limit from ``on``.
+
+    ``desil_limit`` ``None`` means no desil rule. Raises the rule's :class:`LedgerError`
+    when refused.
+    """
+
+    name: str
+    recipients: Sequence[str]
+    desil_limit: int | None
+
+
+class AmendProgrammeArgs(Arguments):
+    """Change programme ``ref``'s desil limit from ``on`` (``None``: no desil rule)."""
+
+    desil_limit: int | None
 
 
 # A field parser returns the typed value or raises _Bad with what was expected.
@@ -498,6 +543,67 @@ _REFERENCE = _pattern(REFERENCE_RE, "a reference of letters, digits and ._:/- (�
 _PERIOD = _pattern(PERIOD_RE, "a month YYYY-MM", Period)
 _TEXT = _string(1, _REASON_MAX)
 
+# -- programmes (SPEC section 10) ------------------------------------------------------------
+
+_RECIPIENT_KINDS: Final = ("household", "veteran", "cohort")
+
+
+def _recipients(value: Any) -> tuple[str, ...]:
+    kinds = ", ".join(_RECIPIENT_KINDS)
+    if not isinstance(value, list):
+        raise _Bad(f"a non-empty array of kinds among {kinds} (got {_kind(value)})")
+    if not value:
+        raise _Bad(f"a non-empty array of kinds among {kinds} (got an empty array)")
+    for item in value:
+        if not isinstance(item, str) or item not in _RECIPIENT_KINDS:
+            shown = _shown(item) if isinstance(item, str) else _kind(item)
+            raise _Bad(f"an array of kinds among {kinds} (got {shown})")
+    if len(set(value)) != len(value):
+        raise _Bad(f"an array of distinct kinds (got {_shown(value)})")
+    return tuple(value)
+
+
+def _desil_limit(value: Any) -> int | None:
+    # null is a value here, not a missing field: the programme has no desil rule.
+    if value is None:
+        return None
+    if type(value) is not int:
+        raise _Bad(f"an integer 1–10 or null (got {_kind(value)})")
+    if not 1 <= value <= 10:  # noqa: PLR2004 -- the desil scale of SPEC section 3
+        raise _Bad(f"an integer 1–10 or null (got {value})")
+    return value
+
+
+_PROGRAMME_CODE = _pattern(PROGRAMME_RE, "a programme code like PKH ([A-Z][A-Z0-9_]{1,31})")
+
+
+def _programme_ref(value: Any) -> str:
+    # amend_programme names a subject that should be a programme: a programme code, or a
+    # case number (a subject of another kind, which is then not_applicable).
+    if isinstance(value, str) and (
+        PROGRAMME_RE.fullmatch(value) is not None or REF_RE.fullmatch(value) is not None
+    ):
+        return value
+    raise _Bad(
+        "a programme code like PKH ([A-Z][A-Z0-9_]{1,31}) "
+        f"(got {_shown(value) if isinstance(value, str) else _kind(value)})"
+    )
+
+
+_PROGRAMME_SPECS: Final[dict[str, tuple[type[Command], dict[str, _Parser], dict[str, _Parser]]]] = {
+    "define_programme": (
+        DefineProgramme,
+        {
+            "ref": _PROGRAMME_CODE,
+            "name": _string(1, _NAME_MAX),
+            "recipients": _recipients,
+            "desil_limit": _desil_limit,
+        },
+        {},
+    ),
+    "amend_programme": (AmendProgramme, {"ref": _programme_ref, "desil_limit": _desil_limit}, {}),
+}
+
 _COMMON: Final[dict[str, _Parser]] = {
     "id": _string(1, 128),
     "command": _string(1, 64),
@@ -559,6 +665,7 @@ _SPECS: Final[dict[str, tuple[type[Command], dict[str, _Parser], dict[str, _Pars
     "withdraw": (Withdraw, {"reason": _TEXT}, {}),
     "close": (Close, {"reason": _choice(CloseReason)}, {}),
     "forget": (Forget, {"reason": _TEXT}, {}),
+    **_PROGRAMME_SPECS,
 }
 
 #: The command names of SPEC section 3, in its order.
@@ -669,8 +776,19 @@ Prepared = tuple[str | None, "Command | LedgerError", str]
 and the keyed digest of its canonical body ("" when refused)."""
 
 
-def prepare(raw: Mapping[str, Any] | LedgerError, digest: Callable[[bytes], str]) -> Prepared:
-    """Validate one decoded line and digest its body; never raises for bad input."""
+def prepare(
+    raw: Mapping[str, Any] | LedgerError,
+    digest: Callable[[bytes], str],
+    legacy: Callable[[bytes], str] | None = None,
+) -> Prepared:
+    """Validate one decoded line and digest its body; never raises for bad input.
+
+    ``digest`` keys the body without its personal data (:func:`public_body`): the personal
+    data of a command is compared under the subject's own data key by the ledger (see
+    :func:`pii_body`), so that once the subject is forgotten nothing can confirm it. With
+    ``legacy`` (a ledger holding digests of whole bodies, from before that design) the
+    digest is followed by ``|`` and the whole body's legacy digest.
+    """
     if isinstance(raw, LedgerError):
         return (None, raw, "")
     shown_id = printable_id(raw.get("id") if isinstance(raw, Mapping) else None)
@@ -678,7 +796,35 @@ def prepare(raw: Mapping[str, Any] | LedgerError, digest: Callable[[bytes], str]
         command = parse_command(raw)
     except InvalidCommand as e:
         return (shown_id, e, "")
-    return (shown_id, command, digest(canonical_body(raw)))
+    digested = digest(canonical_body(public_body(raw)))
+    if legacy is not None:
+        digested += "|" + legacy(canonical_body(raw))
+    return (shown_id, command, digested)
+
+
+#: The personal-data fields of each command that carries any (``define_programme`` has a
+#: ``name`` too, the programme's: that is not personal data).
+PII_OF_COMMAND: Final[Mapping[str, tuple[str, ...]]] = {
+    "register_household": ("family_card", "head_nik", "head_name"),
+    "register_veteran": ("nik", "name"),
+}
+
+
+def public_body(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The command without its personal-data fields (the whole command when it has none)."""
+    name = raw.get("command")
+    fields = PII_OF_COMMAND.get(name) if isinstance(name, str) else None
+    if not fields:
+        return raw
+    return {key: value for key, value in raw.items() if key not in fields}
+
+
+def pii_body(command: Command) -> bytes | None:
+    """The canonical form of a command's personal data, or None when it carries none."""
+    fields = PII_OF_COMMAND.get(command.COMMAND)
+    if not fields:
+        return None
+    return canonical_body({field: getattr(command, field) for field in fields})
 
 
 def printable_id(value: Any) -> str | None:

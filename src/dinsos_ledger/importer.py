@@ -24,9 +24,9 @@ from typing import Any, BinaryIO, Final
 import attrs
 
 from dinsos_ledger.application import Ledger, Outcome
-from dinsos_ledger.commands import BODY_DIGEST_PURPOSE, Prepared, prepare
+from dinsos_ledger.commands import Prepared, prepare
 from dinsos_ledger.errors import InvalidCommand, LedgerError
-from dinsos_ledger.privacy import digest_key, keyed_digest
+from dinsos_ledger.privacy import keyed_digest
 
 __all__ = [
     "MAX_LINE_BYTES",
@@ -204,13 +204,16 @@ _Batch = list[tuple[int, Prepared]]
 
 
 def _prepared_batches(
-    streams: Sequence[BinaryIO], digest: Callable[[bytes], str], batch_size: int
+    streams: Sequence[BinaryIO],
+    digest: Callable[[bytes], str],
+    batch_size: int,
+    legacy: Callable[[bytes], str] | None = None,
 ) -> Iterator[tuple[int, _Batch]]:
     """``(file index, [(line number, prepared command)])`` per batch, in order."""
     for index, stream in enumerate(streams):
         pending: _Batch = []
         for number, item in read_commands(stream):
-            pending.append((number, prepare(item, digest)))
+            pending.append((number, prepare(item, digest, legacy)))
             if len(pending) >= batch_size:
                 yield index, pending
                 pending = []
@@ -221,7 +224,8 @@ def _prepared_batches(
 def _read_here(
     ledger: Ledger, streams: Sequence[BinaryIO], batch_size: int
 ) -> Iterator[tuple[int, _Batch]]:
-    return _prepared_batches(streams, ledger.body_digest, batch_size)
+    digest, legacy = ledger.body_digests()
+    return _prepared_batches(streams, digest, batch_size, legacy)
 
 
 def _read_elsewhere(
@@ -230,11 +234,12 @@ def _read_elsewhere(
     """The batches as prepared by a second process, one batch ahead of this one.
 
     The reader is ``python -m dinsos_ledger.reading`` (a fresh interpreter: nothing of
-    this process, its threads or its main module is copied). It gets the digest subkey,
-    never the master key, on its standard input, and sends batches through a pipe that
-    holds about one, so it waits while the ledger applies and memory stays bounded. It
-    ends when the files do, or at its next send once this process has closed the pipe
-    or died.
+    this process, its threads or its main module is copied). It gets the ledger's
+    idempotency key (and, for a ledger upgraded from before it, the subkey of its older
+    digests), never the master key nor any data key, on its standard input, and sends
+    batches through a pipe that holds about one, so it waits while the ledger applies and
+    memory stays bounded. It ends when the files do, or at its next send once this process
+    has closed the pipe or died.
     """
     read_end, write_end = os.pipe()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
@@ -256,7 +261,8 @@ def _read_elsewhere(
                 pickle.dumps(
                     {
                         "paths": [str(path) for path in paths],
-                        "subkey": digest_key(ledger.master_key, BODY_DIGEST_PURPOSE),
+                        "subkey": ledger.secrets.digest_subkey,
+                        "legacy_subkey": ledger.secrets.legacy_subkey,
                         "batch_size": batch_size,
                     }
                 )
@@ -282,13 +288,22 @@ def _read_elsewhere(
             reader.wait()
 
 
-def run_reader(sender: Connection, paths: Sequence[str], subkey: bytes, batch_size: int) -> None:
+def run_reader(
+    sender: Connection,
+    paths: Sequence[str],
+    subkey: bytes,
+    batch_size: int,
+    legacy_subkey: bytes | None = None,
+) -> None:
     """The work of the reader process: read, validate, digest, send each batch."""
     try:
         with contextlib.ExitStack() as files:
             streams = [files.enter_context(Path(path).open("rb")) for path in paths]
             digest = functools.partial(keyed_digest, subkey)
-            for index, pending in _prepared_batches(streams, digest, batch_size):
+            legacy = (
+                None if legacy_subkey is None else functools.partial(keyed_digest, legacy_subkey)
+            )
+            for index, pending in _prepared_batches(streams, digest, batch_size, legacy):
                 sender.send(("batch", index, pending))
         sender.send(("done",))
     except (BrokenPipeError, ConnectionResetError):

@@ -40,10 +40,13 @@ __all__ = [
     "KeyFileError",
     "KeyRing",
     "KeyStore",
+    "LedgerSecrets",
     "MasterKey",
     "MemoryKeyStore",
     "SealError",
+    "command_pii_mac",
     "digest_key",
+    "key_check_value",
     "keyed_digest",
     "load_master_key_file",
     "load_secret_file",
@@ -51,9 +54,12 @@ __all__ = [
     "new_data_key",
     "open_sealed",
     "pii_digest",
+    "rewrap_data_key",
     "seal",
     "unwrap_data_key",
+    "unwrap_secret",
     "wrap_data_key",
+    "wrap_secret",
 ]
 
 #: The environment variable that carries the master key (base64 of 32 bytes).
@@ -69,6 +75,11 @@ FORMAT_V1: Final = b"\x01"
 # wrapping subkey uses a ":" so no purpose string can ever derive the same subkey.
 _DIGEST_INFO_PREFIX: Final = b"dinsos-ledger/"
 _WRAP_INFO: Final = b"dinsos-ledger:wrap-data-key"
+_SECRET_WRAP_INFO: Final = b"dinsos-ledger:wrap-secret"
+_CHECK_INFO: Final = b"dinsos-ledger:key-check-value"
+_PII_MAC_INFO: Final = b"dinsos-ledger:command-pii-mac"
+#: Length in bytes of a key check value (shown as 32 hex digits).
+CHECK_BYTES: Final = 16
 
 
 class SealError(LedgerError, ValueError):
@@ -535,3 +546,158 @@ class KeyRing:
     def forget(self, subject_id: uuid.UUID) -> None:
         """Drop the subject's cached key (the caller deletes the stored wrapped key)."""
         self._keys.pop(subject_id, None)
+
+
+# ------------------------------------------------------------------ the ledger's own secrets
+
+
+def key_check_value(master: MasterKey) -> str:
+    """The master key's check value: 32 hex digits that name the key without revealing it.
+
+    A ledger stores the check value of the key it was created with, and refuses any other
+    key. It is a subkey (HKDF) of the master key, so it tells nothing about the key or about
+    any other subkey, and two keys have equal check values only by a 2**-128 accident.
+    """
+    return master.derive(_CHECK_INFO)[:CHECK_BYTES].hex()
+
+
+def _secret_ad(name: str) -> bytes:
+    return b"dinsos-ledger:secret|" + name.encode("utf-8")
+
+
+def wrap_secret(master: MasterKey, name: str, secret: bytes) -> bytes:
+    """Return the 32-byte ``secret`` encrypted under the master key, bound to its ``name``.
+
+    For the ledger's own random keys (the idempotency key, the index key), which the master
+    key wraps like the subjects' data keys: rotating the master key re-wraps them and
+    leaves everything keyed by them (command digests, the keyed index) as it was.
+    """
+    _check_data_key(secret)
+    nonce = os.urandom(NONCE_BYTES)
+    sealed = AESGCM(master.derive(_SECRET_WRAP_INFO)).encrypt(nonce, secret, _secret_ad(name))
+    return FORMAT_V1 + nonce + sealed
+
+
+def unwrap_secret(master: MasterKey, name: str, wrapped: bytes) -> bytes:
+    """Return the secret that :func:`wrap_secret` wrapped as ``name``; SealError otherwise."""
+    expected = 1 + NONCE_BYTES + KEY_BYTES + TAG_BYTES
+    if not isinstance(wrapped, bytes) or len(wrapped) != expected or wrapped[:1] != FORMAT_V1:
+        msg = f"the ledger's wrapped secret '{name}' must be {expected} bytes of format 1"
+        raise SealError(msg)
+    nonce, body = wrapped[1 : 1 + NONCE_BYTES], wrapped[1 + NONCE_BYTES :]
+    try:
+        return AESGCM(master.derive(_SECRET_WRAP_INFO)).decrypt(nonce, body, _secret_ad(name))
+    except InvalidTag:
+        msg = f"the ledger's secret '{name}' does not open with this master key"
+        raise SealError(msg) from None
+
+
+def rewrap_data_key(old: MasterKey, new: MasterKey, subject_id: uuid.UUID, wrapped: bytes) -> bytes:
+    """The subject's data key, unwrapped with ``old`` and wrapped again under ``new``."""
+    return wrap_data_key(new, subject_id, unwrap_data_key(old, subject_id, wrapped))
+
+
+def command_pii_mac(data_key: bytes, body: bytes) -> str:
+    """HMAC-SHA256 (hex) of a command's personal data under a subkey of the subject's data key.
+
+    The personal-data part of an idempotency digest. It is keyed by the subject's data key,
+    which ``forget`` destroys: afterwards no one, not even the holder of the master key,
+    can tell which NIK or name it was computed from, so it confirms no guess.
+    """
+    _check_data_key(data_key)
+    subkey = hmac.digest(data_key, _PII_MAC_INFO, "sha256")
+    return hmac.digest(subkey, body, "sha256").hex()
+
+
+#: Names of the ledger's wrapped secrets (see :class:`LedgerSecrets`).
+# Names of table rows, not secrets themselves (hence S105 off).
+SECRET_IDEMPOTENCY: Final = "idempotency"  # noqa: S105
+SECRET_INDEX: Final = "index"  # noqa: S105
+SECRET_LEGACY_DIGEST: Final = "legacy-digest"  # noqa: S105
+WRAPPED_SECRETS: Final = (SECRET_IDEMPOTENCY, SECRET_INDEX, SECRET_LEGACY_DIGEST)
+
+
+class LedgerSecrets:
+    """The ledger's random keys, unwrapped: what command digests and the keyed index use.
+
+    - ``idempotency``: keys the digest of a command's fields other than personal data
+      (:meth:`body_digest`); the import's reader process receives it instead of the master
+      key (:attr:`digest_subkey`).
+    - ``index``: keys the index of NIK and family-card numbers (:meth:`index_mac`).
+    - ``legacy``: for a ledger written before these keys existed, the subkey of the master
+      key its older command digests were made with (None for newer ledgers).
+
+    Each is stored wrapped by the master key, so rotating the master key changes only their
+    wrapping, never a digest or an index entry.
+    """
+
+    __slots__ = ("__idempotency", "__index", "__legacy")
+
+    def __init__(self, *, idempotency: bytes, index: bytes, legacy: bytes | None = None) -> None:
+        _check_data_key(idempotency)
+        _check_data_key(index)
+        if legacy is not None:
+            _check_data_key(legacy)
+        self.__idempotency = idempotency
+        self.__index = index
+        self.__legacy = legacy
+
+    @property
+    def digest_subkey(self) -> bytes:
+        """The key of :meth:`body_digest`, for :func:`keyed_digest` in another process."""
+        return self.__idempotency
+
+    @property
+    def legacy_subkey(self) -> bytes | None:
+        """The key of digests recorded before this design, or None when there are none."""
+        return self.__legacy
+
+    def body_digest(self, body: bytes) -> str:
+        """HMAC-SHA256 (hex) of a canonical command body without its personal data."""
+        return keyed_digest(self.__idempotency, body)
+
+    def index_mac(self, field: str, value: str) -> str:
+        """The keyed index entry of a NIK or family-card number: HMAC-SHA256 (hex).
+
+        ``field`` names what is indexed (``"nik"`` for every NIK, whether of a household's
+        head or of a veteran, so equal NIKs match across kinds; ``"family_card"``): equal
+        values of one field give equal entries, and nothing else can be learnt from an
+        entry without the index key.
+        """
+        _check_field(field)
+        if not isinstance(value, str):
+            msg = f"'value' of field '{field}' must be text (got {type(value).__name__})"
+            raise TypeError(msg)
+        return keyed_digest(self.__index, field.encode("utf-8") + b"\x00" + value.encode("utf-8"))
+
+    def wrapped(self, master: MasterKey) -> dict[str, bytes]:
+        """Every secret wrapped under ``master``, by name, as the ledger stores them."""
+        out = {
+            SECRET_IDEMPOTENCY: wrap_secret(master, SECRET_IDEMPOTENCY, self.__idempotency),
+            SECRET_INDEX: wrap_secret(master, SECRET_INDEX, self.__index),
+        }
+        if self.__legacy is not None:
+            out[SECRET_LEGACY_DIGEST] = wrap_secret(master, SECRET_LEGACY_DIGEST, self.__legacy)
+        return out
+
+    @classmethod
+    def unwrap(cls, master: MasterKey, stored: dict[str, bytes]) -> LedgerSecrets:
+        """The secrets stored wrapped under ``master`` (SealError if they do not open)."""
+        legacy = stored.get(SECRET_LEGACY_DIGEST)
+        return cls(
+            idempotency=unwrap_secret(master, SECRET_IDEMPOTENCY, stored[SECRET_IDEMPOTENCY]),
+            index=unwrap_secret(master, SECRET_INDEX, stored[SECRET_INDEX]),
+            legacy=None if legacy is None else unwrap_secret(master, SECRET_LEGACY_DIGEST, legacy),
+        )
+
+    @classmethod
+    def generate(cls, *, legacy: bytes | None = None) -> LedgerSecrets:
+        """New random secrets for a new ledger (``legacy`` for one upgraded from before)."""
+        return cls(idempotency=new_data_key(), index=new_data_key(), legacy=legacy)
+
+    def __repr__(self) -> str:
+        return "LedgerSecrets(…)"
+
+    def __reduce__(self) -> NoReturn:
+        msg = "LedgerSecrets must not be pickled"
+        raise TypeError(msg)

@@ -39,6 +39,11 @@ from dinsos_ledger.projections.timeline import (
     ratio_4dp,
     rollup_by_kecamatan,
 )
+from dinsos_ledger.report_programmes import (
+    ProgrammeRules,
+    gather_programmes,
+    render_programmes_section,
+)
 from dinsos_ledger.scenario import KECAMATAN
 
 if TYPE_CHECKING:
@@ -195,6 +200,8 @@ class ReportData:
     """Veterans' TALI_ASIH by month: accrued (allocated) and handed over (disbursed)."""
     events: int = 0
     """Position of the last event read."""
+    programme_rules: tuple[ProgrammeRules, ...] = ()
+    """The programmes defined by the as-of date and their rules (report_programmes)."""
 
 
 class MonthlyFlows:
@@ -298,6 +305,7 @@ def gather_from(projections: Projections, as_of: dt.date) -> ReportData:
         total[3] += row.outstanding
 
     return ReportData(
+        programme_rules=gather_programmes(projections, as_of),
         as_of=as_of,
         subjects={kind: int(counted.get(kind, 0)) for kind in _KIND_ORDER},
         statuses={s: statuses[s] for s in ("covered", "overdue", "closed")},
@@ -873,6 +881,7 @@ def render_html(data: ReportData, *, title: str = "Kabupaten Kutai Timur") -> st
             "but not yet paid.",
             money_table,
         ),
+        render_programmes_section(data.programme_rules),
         section(
             "disbursements",
             "Money paid in each month by business date, net of payments reversed by the "

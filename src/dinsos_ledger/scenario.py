@@ -3,9 +3,12 @@
 :func:`generate` writes a JSON Lines command file (SPEC section 3) describing a district's
 social-service delivery: households registered and assessed by desil, PKH tranches and BPNT
 payments with the occasional reversal, home visits with realistic gaps, veterans' *tali asih*
-handed over each November, KUBE training cohorts, closures and UU PDP erasures. A small share
-of lines are the mistakes a field office makes; each is listed in the returned
-:class:`ScenarioSummary` with the error code the ledger must give it.
+handed over each November, KUBE training cohorts, closures and UU PDP erasures. The
+programmes are defined in the file itself (``define_programme``) and BPNT is widened from
+desil 4 to desil 5 after a flood (``amend_programme``), so every allocation is decided by a
+rule the ledger records. A small share of lines are the mistakes a field office makes; each
+is listed in the returned :class:`ScenarioSummary` with the error code the ledger must give
+it.
 
 The same :class:`ScenarioConfig` always gives the same bytes: every choice is drawn from one
 ``random.Random(seed)`` and nothing reads the clock.
@@ -296,6 +299,24 @@ _UNKNOWN_FIELDS: Final = (
     ("skor_pmt", 41),
 )
 _HARI_PAHLAWAN: Final = 10  # November
+
+# -- programmes -------------------------------------------------------------------------------
+#: The programmes the scenario allocates, defined on its first day: code, name, recipients,
+#: desil limit (None: no desil rule). PKH needs desil 1-4; BPNT starts at the same limit.
+_PROGRAMMES: Final = (
+    ("PKH", "Program Keluarga Harapan", ["household"], 4),
+    ("BPNT", "Bantuan Pangan Non Tunai (Sembako)", ["household"], 4),
+    ("TALI_ASIH", "Tali asih veteran dan janda/duda veteran", ["veteran"], None),
+    ("PELATIHAN", "Pelatihan usaha ekonomi produktif (KUBE)", ["cohort"], None),
+)
+#: Sekolah Rakyat (Inpres 8/2025) for desil 1-2 families, defined when its first schools
+#: opened, if the scenario covers that day.
+_SEKOLAH_RAKYAT: Final = (datetime.date(2025, 7, 14), "Sekolah Rakyat", ["household"], 2)
+#: After the flood in Sangatta, BPNT reaches desil 5 (DOMAIN: BPNT reaches desil 5) from this
+#: day, or from the middle of the scenario when it does not cover this day.
+_BPNT_WIDENED: Final = datetime.date(2025, 6, 1)
+_BPNT_LIMIT_BEFORE: Final = 4
+_BPNT_LIMIT_AFTER: Final = 5
 _LINE_PREFIX: Final = 17  # sort key written before each spilled line: 7-digit date, 10-digit seq
 
 
@@ -455,6 +476,59 @@ class _Generator:
             return given
         return f"{given} {self.rng.choice(_FAMILY)}"
 
+    # -- programmes ---------------------------------------------------------------------------
+
+    def programmes(self) -> None:
+        """Define the programmes on the first day, before anything else is allocated.
+
+        Called first, so these lines come first among the first day's lines.
+        """
+        for code, name, recipients, limit in _PROGRAMMES:
+            self.define(self.first, code, name, recipients, limit)
+        opens, name, recipients, limit = _SEKOLAH_RAKYAT
+        if self.first <= opens.toordinal() <= self.last:
+            self.define(opens.toordinal(), "SEKOLAH_RAKYAT", name, recipients, limit)
+        self.emit(
+            self.bpnt_widened,
+            {
+                "command": "amend_programme",
+                "ref": "BPNT",
+                "on": self.iso(self.bpnt_widened),
+                "actor": "kepala.dinsos",
+                "desil_limit": _BPNT_LIMIT_AFTER,
+                "note": "perluasan sasaran BPNT ke desil 5 pascabanjir Sangatta",
+            },
+        )
+
+    def define(
+        self, on: int, code: str, name: str, recipients: list[str], limit: int | None
+    ) -> None:
+        """Emit one ``define_programme``."""
+        self.emit(
+            on,
+            {
+                "command": "define_programme",
+                "ref": code,
+                "on": self.iso(on),
+                "actor": "kepala.dinsos",
+                "name": name,
+                "recipients": recipients,
+                "desil_limit": limit,
+            },
+        )
+
+    @property
+    def bpnt_widened(self) -> int:
+        """The day from which BPNT reaches desil 5 (inside the scenario)."""
+        widened = _BPNT_WIDENED.toordinal()
+        if self.first < widened <= self.last:
+            return widened
+        return self.first + (self.last - self.first + 1) // 2
+
+    def bpnt_limit(self, day: int) -> int:
+        """BPNT's desil limit in force on ``day``."""
+        return _BPNT_LIMIT_AFTER if day >= self.bpnt_widened else _BPNT_LIMIT_BEFORE
+
     # -- households ---------------------------------------------------------------------------
 
     def households(self) -> None:
@@ -552,10 +626,14 @@ class _Generator:
             value = desil_on(day)
             return value is not None and value <= 4
 
+        def bpnt_eligible(day: int) -> bool:
+            value = desil_on(day)
+            return value is not None and value <= self.bpnt_limit(day)
+
         if rng.random() < 0.45:
             self.pkh(ref, limit, eligible)
         if rng.random() < 0.6:
-            self.bpnt(ref, limit, eligible)
+            self.bpnt(ref, limit, bpnt_eligible)
 
         # Visits: most families every one to three months, some left alone for months.
         neglected = rng.random() < 0.25
@@ -582,7 +660,7 @@ class _Generator:
             if registered > first:
                 kinds += ("before_registration",)
             desil_then = desil_on(day)
-            if desil_then is not None and desil_then > 4:
+            if desil_then is not None and desil_then > self.bpnt_limit(day):
                 kinds += ("not_eligible",)
             kind = rng.choice(kinds) if self.mistake() else None
             if kind in ("id_conflict", "unknown_subject", "before_registration", "not_eligible"):
@@ -1201,6 +1279,7 @@ def generate(
     once at the end. Returns what was written, including every intentional mistake.
     """
     generator = _Generator(config)
+    generator.programmes()
     generator.households()
     generator.veterans()
     generator.cohorts()

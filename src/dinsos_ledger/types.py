@@ -66,6 +66,7 @@ class Kind(enum.Enum):
     VETERAN = "veteran"
     COHORT = "cohort"
     ENROLMENT = "enrolment"
+    PROGRAMME = "programme"
 
 
 @enum.unique

@@ -120,8 +120,9 @@ def change_amount(target: str, position: int) -> None:
 # ----------------------------------------------------------------- verify
 
 
-def test_verify_of_an_empty_ledger_is_ok(run: Run) -> None:
+def test_verify_of_an_empty_ledger_is_ok(run: Run, target: str) -> None:
     """No events is an intact chain."""
+    Ledger(target).disconnect()
     result = run("verify")
     assert (result.exit_code, result.stdout) == (0, "ok: 0 events\n")
 
@@ -245,6 +246,7 @@ def test_a_sqlite_ledger_keeps_its_signing_key_beside_the_file(
     run: Run, target: str, tmp_path: Path
 ) -> None:
     """TARGET.signing-key.pem, owner-only, created once and reused."""
+    Ledger(target).disconnect()
     first = run("checkpoint", str(tmp_path / "a.json"))
     second = run("checkpoint", str(tmp_path / "b.json"))
     assert first.exit_code == second.exit_code == 0
@@ -257,9 +259,10 @@ def test_a_sqlite_ledger_keeps_its_signing_key_beside_the_file(
 
 @pytest.mark.parametrize("backend", ["postgres"])
 def test_a_postgres_ledger_without_a_signing_key_is_a_usage_error(
-    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    run: Run, target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No place beside a database: exit 2 and say how to give a key."""
+    Ledger(target).disconnect()
     monkeypatch.delenv("DINSOS_LEDGER_SIGNING_KEY", raising=False)
     result = run("checkpoint", str(tmp_path / "cp.json"))
     assert result.exit_code == 2

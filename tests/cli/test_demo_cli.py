@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from dinsos_ledger.application import Ledger
 from dinsos_ledger.cli import main
 from dinsos_ledger.demo import DEMO_FILES, MARKER_FILE
 
@@ -180,6 +181,7 @@ def test_the_report_verb_refuses_a_bad_as_of_date(tmp_path: Path, day: str) -> N
 
 def test_the_report_of_an_empty_ledger_is_still_a_page(tmp_path: Path) -> None:
     """A new ledger reports zeros and says there is nothing yet."""
+    Ledger(str(tmp_path / "empty.sqlite")).disconnect()
     result = run("--db", str(tmp_path / "empty.sqlite"), "report", str(tmp_path / "out"))
     assert result.exit_code == 0, result.stderr
     page = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
@@ -191,6 +193,7 @@ def test_the_report_verb_says_when_it_cannot_write(tmp_path: Path) -> None:
     """OUT_DIR under a file: exit 2 with ``Error: cannot write the report …``."""
     blocker = tmp_path / "file"
     blocker.write_text("x", encoding="utf-8")
+    Ledger(str(tmp_path / "l.sqlite")).disconnect()
     result = run("--db", str(tmp_path / "l.sqlite"), "report", str(blocker / "out"))
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: cannot write the report")

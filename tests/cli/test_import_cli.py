@@ -667,6 +667,7 @@ def test_show_as_recorded_at_a_moment(target: str, tmp_path: Path) -> None:
 
 def test_show_of_an_unknown_ref_exits_1_with_a_message(target: str) -> None:
     """A ref that is not registered: exit 1, ``Error: …`` naming it, nothing on stdout."""
+    Ledger(target).disconnect()
     result = cli(target, "show", "KT-HH-9999", "--json")
     assert result.exit_code == 1
     assert result.stdout == ""

@@ -428,8 +428,9 @@ def test_without_json_the_verbs_print_aligned_tables(loaded: Run) -> None:
     assert len(loaded("outstanding").stdout.splitlines()) == 4
 
 
-def test_an_empty_ledger_answers_empty_arrays(run: Run) -> None:
+def test_an_empty_ledger_answers_empty_arrays(run: Run, target: str) -> None:
     """No subjects: [] as JSON, and without --json nothing on stdout, a note on stderr."""
+    Ledger(target).disconnect()
     for verb in ("balances", "continuity", "coverage", "overdue", "outstanding"):
         assert as_json(run(verb, "--json")) == [], verb
         result = run(verb)

@@ -168,6 +168,7 @@ def test_a_plugin_that_takes_a_built_in_name_is_exit_2(
         encoding="utf-8",
     )
     monkeypatch.syspath_prepend(str(tmp_path))
+    _import(target)
     monkeypatch.setenv(registry.ENV_VAR, "clash:Money")
     result = _cli(target, "rebuild")
     assert result.exit_code == 2

@@ -30,11 +30,17 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 PII_VALUE_RE = re.compile(rb'"(?:family_card|head_nik|head_name|nik|name)"\s*:\s*"([^"\\]+)"')
 
 
+#: A programme's name is its public title, not personal data.
+PROGRAMME_NAME_RE = re.compile(rb'"command"\s*:\s*"define_programme".*?"name"\s*:\s*"([^"\\]+)"')
+
+
 def personal_values(*files: Path) -> set[bytes]:
     """Every personal value sent in ``files``, accepted or not (even in truncated lines)."""
     values: set[bytes] = set()
     for path in files:
-        values.update(match.group(1) for match in PII_VALUE_RE.finditer(path.read_bytes()))
+        data = path.read_bytes()
+        values.update(match.group(1) for match in PII_VALUE_RE.finditer(data))
+        values.difference_update(match.group(1) for match in PROGRAMME_NAME_RE.finditer(data))
     return values
 
 

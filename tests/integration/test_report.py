@@ -248,6 +248,8 @@ def _personal_data(scenario: Path) -> set[str]:
             command = json.loads(line)
         except ValueError:
             continue  # the scenario's truncated lines
+        if command.get("command") == "define_programme":
+            continue  # a programme's name is not personal data
         for field in ("family_card", "head_nik", "head_name", "nik", "name"):
             if isinstance(command.get(field), str):
                 values.add(command[field])
@@ -308,3 +310,15 @@ def test_the_report_renders_in_headless_chromium(demo_dir: Path, tmp_path: Path)
     assert drawn.returncode == 0, drawn.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 20_000  # a blank page is a few kilobytes
+
+
+def test_the_demo_report_shows_the_programmes_and_bpnt_widened_after_the_flood(
+    demo_dir: Path,
+) -> None:
+    """The programmes section lists the scenario's programmes and BPNT's two rules."""
+    page = (demo_dir / "report" / "index.html").read_text(encoding="utf-8")
+    section = page[page.index('<section id="programmes">') :]
+    section = section[: section.index("</section>")]
+    for code in ("BPNT", "PELATIHAN", "PKH", "SEKOLAH_RAKYAT", "TALI_ASIH"):
+        assert f"<td>{code}</td>" in section
+    assert "sejak 2025-01-01: desil ≤ 4 → sejak 2025-06-01: desil ≤ 5" in section

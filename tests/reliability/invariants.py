@@ -8,6 +8,9 @@ history must read as a story the rules of SPEC section 3 allow, in recorded orde
 - a reference is used once per subject (allocations and payments together), a reversal
   names an earlier payment not yet reversed;
 - no programme's outstanding balance goes below zero at any point;
+- every allocation records the rule in force for it when it was recorded: its programme's
+  latest definition or amendment dated on or before it, or the default rule when the
+  programme was not yet defined;
 - a cohort never holds more active enrolments than its capacity, nor one household twice;
 - a closed household or veteran records only reversals and its forgetting, a forgotten
   one nothing; an enrolment of a household is never recorded after that household closed;
@@ -53,6 +56,28 @@ def _name(event: Any) -> str:
     return type(event).__name__
 
 
+def _wrong_rule(
+    ref: str, event: Any, changes: list[tuple[Any, int | None, int]] | None
+) -> list[str]:
+    """Why the rule recorded on allocation ``event`` is not the one in force, if it is not."""
+    rule = event.rule
+    if rule is None:  # recorded before allocations recorded their rule
+        return []
+    if changes is None:
+        wanted: tuple[Any, ...] = ("default", None, None, 4)
+    else:
+        in_force = [c for c in changes if c[0] <= event.on]
+        if not in_force:
+            return [f"{ref}: allocation of {event.programme.code} before its definition"]
+        on, limit, version = max(in_force, key=lambda c: (c[0], c[2]))
+        source = "define_programme" if version == 1 else "amend_programme"
+        wanted = (source, on, version, limit)
+    got = (rule.source, rule.on, rule.programme_version, rule.desil_limit)
+    if got != wanted:
+        return [f"{ref}: allocation {event.reference.value} records rule {got}, not {wanted}"]
+    return []
+
+
 def violations(events: Sequence[Any], recorded_ids: Collection[str]) -> list[str]:
     """What in ``events`` (in recorded order) breaks the invariants of the module docstring."""
     found: list[str] = []
@@ -69,6 +94,8 @@ def violations(events: Sequence[Any], recorded_ids: Collection[str]) -> list[str
     withdrawn: set[UUID] = set()
     completed: set[UUID] = set()
     used_ids: set[str] = set()
+    # Programme code -> its (on, desil_limit, version) changes in recorded order.
+    rules: dict[str, list[tuple[Any, int | None, int]]] = {}
 
     for event in events:
         sid = event.originator_id
@@ -109,7 +136,13 @@ def violations(events: Sequence[Any], recorded_ids: Collection[str]) -> list[str
                 found.append(f"{ref}: {len(taken)} active enrolments, capacity {capacity.get(ref)}")
         elif name == "ParticipantWithdrawn":
             seats[ref].pop(event.household, None)
-        elif name in ("Allocated", "Disbursed"):
+        elif name == "Defined":
+            rules[event.ref] = [(event.on, event.desil_limit, 1)]
+        elif name == "Amended":
+            rules[ref].append((event.on, event.desil_limit, event.originator_version))
+        if name == "Allocated":
+            found.extend(_wrong_rule(ref, event, rules.get(event.programme.code)))
+        if name in ("Allocated", "Disbursed"):
             reference = event.reference.value
             if reference in references[sid]:
                 kind = "paid twice" if name == "Disbursed" else "allocated twice"

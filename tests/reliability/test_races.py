@@ -340,3 +340,79 @@ def test_an_enrolment_is_never_recorded_after_its_household_was_closed(target: s
         return (lambda: first.execute(close), lambda: second.apply_batch([enrol]), check)
 
     assert every_interleaving(target, race) >= 3
+
+
+# ------------------------------------------------------------------------- programmes
+
+
+def _define(code: str, on: str, recipients: list[str], limit: int | None) -> dict[str, Any]:
+    # ``name`` is also command()'s parameter for the command's name.
+    body = command(f"def-{code}", "define_programme", code, on=on, recipients=recipients)
+    return body | {"name": "Bantuan daerah", "desil_limit": limit}
+
+
+def _allocate_programme(tag: str, ref: str, code: str) -> dict[str, Any]:
+    return command(
+        f"a-{tag}",
+        "allocate",
+        ref,
+        on="2025-01-10",
+        programme=code,
+        amount=200_000,
+        period="2025-01",
+        reference=f"{code}/2025-01",
+    )
+
+
+def test_an_allocation_is_never_decided_by_a_rule_amended_meanwhile(target: str) -> None:
+    """The allocation read BPNT's limit 5; another writer lowered it to 4 first: refused.
+
+    ``allocate`` reads the programme but records nothing on it, so only the check of what
+    the batch read stops an allocation decided by a rule that is no longer the recorded one.
+    """
+
+    def race(first: Ledger, second: Ledger, tag: str) -> Race:
+        code, hh = f"BANJIR_{tag}", f"KT-HH-{tag}"
+        first.apply_batch(
+            [
+                _define(code, "2025-01-01", ["household"], 5),
+                household(hh),
+                command(f"as-{tag}", "assess", hh, on="2025-01-02", desil=5),
+            ]
+        )
+        amend = command(f"am-{tag}", "amend_programme", code, on="2025-01-05", desil_limit=4)
+
+        def check(outcomes: list[Outcome]) -> None:
+            assert _statuses(outcomes) == [("rejected", "not_eligible")]
+
+        return (
+            lambda: first.execute(amend),
+            lambda: second.apply_batch([_allocate_programme(tag, hh, code)]),
+            check,
+        )
+
+    assert every_interleaving(target, race) >= 3
+
+
+def test_an_allocation_under_the_default_rule_is_refused_if_the_programme_was_defined_meanwhile(
+    target: str,
+) -> None:
+    """Undefined, the programme would admit desil 4; defined meanwhile for veterans only."""
+
+    def race(first: Ledger, second: Ledger, tag: str) -> Race:
+        code, hh = f"BARU_{tag}", f"KT-HH-{tag}"
+        first.apply_batch(
+            [household(hh), command(f"as-{tag}", "assess", hh, on="2025-01-02", desil=4)]
+        )
+        define = _define(code, "2025-01-01", ["veteran"], None)
+
+        def check(outcomes: list[Outcome]) -> None:
+            assert _statuses(outcomes) == [("rejected", "not_eligible")]
+
+        return (
+            lambda: first.execute(define),
+            lambda: second.apply_batch([_allocate_programme(tag, hh, code)]),
+            check,
+        )
+
+    assert every_interleaving(target, race) >= 3

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +36,10 @@ from dinsos_ledger.application import Ledger, Outcome
 from dinsos_ledger.errors import UnknownSubject
 from dinsos_ledger.importer import read_commands
 from dinsos_ledger.privacy import MasterKey
+from dinsos_ledger.projections.programmes import programmes
 
 from tests.model import Model
-from tests.strategies import Pools, commands, hostile_lines, registrations
+from tests.strategies import Pools, commands, hostile_lines, programme_stories, registrations
 
 #: The default pools with more enrolment refs, so that cohorts fill up and households re-enrol.
 POOLS = Pools(enrolments=tuple(f"EN-{n}" for n in range(1, 7)))
@@ -63,7 +64,11 @@ COMPARED = {
     "veteran": ("region", "nik", "name", "closed_on", "forgotten"),
     "cohort": ("region", "programme", "capacity", "starts", "ends"),
     "enrolment": ("cohort", "household", "status"),
+    "programme": ("name", "recipients", "defined_on"),
 }
+
+#: Days ``programmes`` is asked about: before, inside and after the drawn commands' dates.
+PROGRAMME_DAYS = (None, date(2024, 12, 31), date(2025, 1, 20), date(2025, 2, 10), date(2025, 4, 1))
 
 
 def _raw(line: str | bytes) -> bytes:
@@ -192,6 +197,48 @@ class LedgerVsModel(RuleBasedStateMachine):
         self._agree(command, self.ledger.execute(command))
         return command
 
+    @rule(
+        target=sent,
+        code=st.sampled_from(POOLS.programmes[:2]),
+        ref=st.sampled_from(POOLS.households + POOLS.veterans + POOLS.cohorts),
+        shift=st.integers(-2, 20),
+        limit=st.sampled_from((4, 5, 2, None, 1)),
+    )
+    def change_a_programme_rule(
+        self, code: str, ref: str, shift: int, limit: int | None
+    ) -> dict[str, Any]:
+        """Define or amend one of the two programmes ``move_money`` allocates.
+
+        Dated around a subject's registration, where its allocations fall, so that the rule
+        changes between two allocations and some allocations precede the definition.
+        """
+        subject = self.model.subjects.get(ref)
+        on = (subject.registered_on if subject else POOLS.start) + timedelta(days=shift)
+        command: dict[str, Any] = {
+            "id": f"m-{next(self.ids)}",
+            "ref": code,
+            "on": on.isoformat(),
+            "actor": "operator",
+            "desil_limit": limit,
+        }
+        if code in self.model.subjects:
+            command["command"] = "amend_programme"
+        else:
+            command |= {
+                "command": "define_programme",
+                "name": "Program daerah",
+                "recipients": ["household", "veteran", "cohort"][: 1 + shift % 3],
+            }
+        self._agree(command, self.ledger.execute(command))
+        return command
+
+    @rule(story=programme_stories(POOLS))
+    def tell_a_programme_story(self, story: list[dict[str, Any]]) -> None:
+        """A definition, amendments and allocations around them, in one batch."""
+        lines = [command | {"id": f"m-{next(self.ids)}"} for command in story]
+        for command, outcome in zip(lines, self.ledger.apply_batch(lines), strict=True):
+            self._agree(command, outcome)
+
     @rule(batch=st.lists(st.tuples(commands(POOLS), st.integers(0, 7)), min_size=2, max_size=8))
     def execute_a_batch(self, batch: list[tuple[dict[str, Any], int]]) -> None:
         """A batch in one transaction: each line's outcome equals the model's, in order."""
@@ -203,6 +250,18 @@ class LedgerVsModel(RuleBasedStateMachine):
     def send_again(self, command: dict[str, Any], verbatim: bool) -> None:
         """An earlier command again: a duplicate, an id_conflict, or judged afresh if it was refused."""
         again = command if verbatim else command | {"note": "dikirim ulang dengan isi lain"}
+        self._agree(again, self.ledger.execute(again))
+
+    @rule(command=sent, nik=st.text(alphabet="0123456789", min_size=16, max_size=16))
+    def send_again_with_other_personal_data(self, command: dict[str, Any], nik: str) -> None:
+        """A registration again with another NIK and name: id_conflict, or duplicate once forgotten."""
+        fields = {"register_household": "head_nik", "register_veteran": "nik"}
+        kind = command.get("command")
+        field = fields.get(kind) if isinstance(kind, str) else None
+        if field is None:
+            return
+        name = "head_name" if field == "head_nik" else "name"
+        again = command | {field: nik, name: "Nama Tebakan"}
         self._agree(again, self.ledger.execute(again))
 
     @rule(line=hostile_lines().filter(_reaches_the_ledger))
@@ -237,12 +296,19 @@ class LedgerVsModel(RuleBasedStateMachine):
             )
             for field in COMPARED[expected["kind"]]:
                 assert shown[field] == expected[field], (ref, field)
-            if expected["kind"] != "enrolment":
+            if expected["kind"] not in ("enrolment", "programme"):
                 assert shown["balances"] == {
                     row["programme"]: {k: row[k] for k in ("allocated", "disbursed", "outstanding")}
                     for row in balances
                     if row["ref"] == ref
                 }, ref
+
+    @invariant()
+    def the_programmes_agree(self) -> None:
+        """``programmes`` answers as the model does, today and as of several dates."""
+        today = POOLS.start + timedelta(days=30)
+        for day in PROGRAMME_DAYS:
+            assert programmes(self.ledger, day, today=today) == self.model.programmes(day, today)
 
 
 def _sqlite_targets(base: Path) -> Callable[[], tuple[str, Callable[[], None]]]:

@@ -14,7 +14,7 @@ import pytest
 from eventsourcing.domain import DomainEvent
 from eventsourcing.utils import get_topic, resolve_topic
 
-from dinsos_ledger.aggregates import Enrolment, Household, TrainingCohort, Veteran
+from dinsos_ledger.aggregates import Enrolment, Household, Programme, TrainingCohort, Veteran
 from dinsos_ledger.application import Ledger
 
 #: Every event the ledger stores, by topic. Never edit a line of this list: add one.
@@ -46,9 +46,11 @@ TOPICS = (
     "dinsos_ledger.aggregates.enrolment:Enrolment.Completed",
     "dinsos_ledger.aggregates.enrolment:Enrolment.Withdrawn",
     "dinsos_ledger.aggregates.enrolment:Enrolment.FollowedUp",
+    "dinsos_ledger.aggregates.programme:Programme.Defined",
+    "dinsos_ledger.aggregates.programme:Programme.Amended",
 )
 
-AGGREGATES = (Household, Veteran, TrainingCohort, Enrolment)
+AGGREGATES = (Household, Veteran, TrainingCohort, Enrolment, Programme)
 
 #: Nested classes every aggregate has that are bases, never stored: the envelope of all
 #: events (``Event``), the generic first event (``Created``) and eventsourcing's ``Snapshot``
@@ -138,6 +140,15 @@ def _story() -> list[dict[str, Any]]:
             "starts": "2025-02-01",
             "ends": "2025-02-28",
         },
+        {
+            "command": "define_programme",
+            "ref": "TALI_ASIH",
+            "on": "2025-01-01",
+            "name": "Tali asih veteran",
+            "recipients": ["veteran"],
+            "desil_limit": None,
+        },
+        {"command": "amend_programme", "ref": "TALI_ASIH", "on": "2025-01-02", "desil_limit": 3},
         {"command": "assess", "ref": "HH-1", "on": "2025-01-07", "desil": 2},
         {"command": "assess", "ref": "VT-1", "on": "2025-01-07", "eligible": True},
     ]

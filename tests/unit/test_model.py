@@ -736,3 +736,106 @@ def test_the_registration_prologue_is_accepted_in_full(prologue: list[dict[str, 
     """Every command of registrations() is accepted on an empty ledger."""
     model = Model()
     assert [model.execute(c) for c in prologue] == [ACCEPTED] * len(prologue)
+
+
+# ------------------------------------------------------------------------- programmes
+
+
+def define(
+    code: str = "BPNT",
+    on: str = "2025-01-01",
+    recipients: tuple[str, ...] = ("household",),
+    desil_limit: int | None = 4,
+) -> dict[str, Any]:
+    """Define a programme."""
+    return cmd(
+        "define_programme",
+        code,
+        on,
+        name=f"Programme {code}",
+        recipients=list(recipients),
+        desil_limit=desil_limit,
+    )
+
+
+def test_a_defined_programme_decides_by_the_rule_in_force_on_the_allocation_date() -> None:
+    """Desil 5 is refused before the amendment's on and accepted from it."""
+    story = [
+        define(),
+        *assessed_household(5),
+        cmd("amend_programme", "BPNT", "2025-02-01", desil_limit=5),
+    ]
+    assert last(*story, allocate("HH-1", on="2025-01-31", programme="BPNT")) == rejected(
+        "not_eligible"
+    )
+    assert last(*story, allocate("HH-1", on="2025-02-01", programme="BPNT")) == ACCEPTED
+
+
+def test_among_amendments_of_one_date_the_later_recorded_wins() -> None:
+    """Two amendments dated alike: the second one recorded is in force."""
+    story = [
+        define(),
+        *assessed_household(5),
+        cmd("amend_programme", "BPNT", "2025-02-01", desil_limit=5),
+        cmd("amend_programme", "BPNT", "2025-02-01", desil_limit=3),
+    ]
+    assert last(*story, allocate("HH-1", on="2025-02-10", programme="BPNT")) == rejected(
+        "not_eligible"
+    )
+
+
+def test_recipients_a_null_limit_and_the_definition_date_decide_too() -> None:
+    """Kind outside recipients, allocation before the definition: not_eligible; null: no limit."""
+    veterans = define("TALI_ASIH", recipients=("veteran",), desil_limit=None)
+    assert last(veterans, *assessed_household(2), allocate("HH-1", programme="TALI_ASIH")) == (
+        rejected("not_eligible")
+    )
+    open_ = define("BANJIR", on="2025-01-05", desil_limit=None)
+    assert last(open_, *assessed_household(10), allocate("HH-1", programme="BANJIR")) == ACCEPTED
+    early = allocate("HH-1", on="2025-01-04", programme="BANJIR")
+    assert last(open_, *assessed_household(1), early) == rejected("not_eligible")
+    cohorts = define("PELATIHAN", recipients=("cohort",), desil_limit=1)
+    assert last(cohorts, cohort(), allocate("CO-1", programme="PELATIHAN")) == ACCEPTED
+
+
+def test_programme_commands_follow_the_rule_table() -> None:
+    """already_registered, not_applicable and before_registration for programmes."""
+    assert last(household("PKH"), define("PKH")) == rejected("already_registered")
+    assert last(define("PKH"), household("PKH")) == rejected("already_registered")
+    assert last(define(), cmd("assess", "BPNT", desil=2)) == rejected("not_applicable")
+    assert last(household(), cmd("amend_programme", "HH-1", desil_limit=2)) == rejected(
+        "not_applicable"
+    )
+    assert last(define(), cmd("amend_programme", "BPNT", "2024-12-31", desil_limit=2)) == (
+        rejected("before_registration")
+    )
+    assert last(cmd("amend_programme", "NEW_ONE", desil_limit=2)) == rejected("unknown_subject")
+    assert last(define("TALI-ASIH")) == rejected("invalid")
+    assert last(define(recipients=())) == rejected("invalid")
+    assert last(define(desil_limit=0)) == rejected("invalid")
+
+
+def test_programmes_lists_the_rules_as_of_a_date() -> None:
+    """Only rules from DATE or earlier, programmes defined by then, the limit then in force."""
+    model, _ = run(
+        define(),
+        define("PKH", on="2025-03-01", recipients=("household", "veteran")),
+        cmd("amend_programme", "BPNT", "2025-02-01", desil_limit=5),
+    )
+    assert model.programmes(date(2025, 2, 15), date(2026, 1, 1)) == [
+        {
+            "programme": "BPNT",
+            "name": "Programme BPNT",
+            "recipients": ["household"],
+            "desil_limit": 5,
+            "defined_on": "2025-01-01",
+            "rules": [
+                {"on": "2025-01-01", "desil_limit": 4},
+                {"on": "2025-02-01", "desil_limit": 5},
+            ],
+        }
+    ]
+    assert [row["programme"] for row in model.programmes(None, date(2026, 1, 1))] == [
+        "BPNT",
+        "PKH",
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import os
 import pathlib
 import pickle
@@ -19,17 +20,22 @@ from dinsos_ledger.privacy import (
     KeyConfigError,
     KeyFileError,
     KeyRing,
+    LedgerSecrets,
     MasterKey,
     MemoryKeyStore,
     SealError,
+    command_pii_mac,
     load_master_key_file,
     master_key_from_env,
     new_data_key,
     open_sealed,
     pii_digest,
+    rewrap_data_key,
     seal,
     unwrap_data_key,
+    unwrap_secret,
     wrap_data_key,
+    wrap_secret,
 )
 from dinsos_ledger.types import Sealed
 
@@ -405,3 +411,80 @@ def test_pii_digest_refuses_an_empty_purpose() -> None:
     """A purpose is required, so digests of different uses never coincide."""
     with pytest.raises(ValueError, match="'purpose' must be a non-empty string"):
         pii_digest(MasterKey.generate(), "", b"x")
+
+
+# --------------------------------------------------------------- the ledger's wrapped secrets
+
+
+def test_a_secret_opens_only_with_its_master_key_and_its_name() -> None:
+    """wrap_secret binds the secret to the master key and to its name."""
+    master, secret = MasterKey.generate(), new_data_key()
+    wrapped = wrap_secret(master, "index", secret)
+    assert unwrap_secret(master, "index", wrapped) == secret
+    with pytest.raises(SealError):
+        unwrap_secret(MasterKey.generate(), "index", wrapped)
+    with pytest.raises(SealError):
+        unwrap_secret(master, "idempotency", wrapped)
+    with pytest.raises(SealError):
+        unwrap_secret(master, "index", wrapped[:-1])
+
+
+def test_a_data_key_wrapped_as_a_secret_does_not_open_as_a_data_key() -> None:
+    """Secrets and data keys are wrapped under different subkeys: no confusion between them."""
+    master, key = MasterKey.generate(), new_data_key()
+    with pytest.raises(SealError):
+        unwrap_data_key(master, uuid.UUID(int=0), wrap_secret(master, "index", key))
+
+
+@given(st.binary(min_size=32, max_size=32))
+def test_rewrapping_keeps_the_data_key_and_changes_its_master(data_key: bytes) -> None:
+    """After rewrap_data_key only the new master key opens it, and it is the same data key."""
+    old, new, sid = MasterKey.generate(), MasterKey.generate(), uuid.uuid4()
+    moved = rewrap_data_key(old, new, sid, wrap_data_key(old, sid, data_key))
+    assert unwrap_data_key(new, sid, moved) == data_key
+    with pytest.raises(SealError):
+        unwrap_data_key(old, sid, moved)
+
+
+def test_ledger_secrets_survive_a_change_of_master_key() -> None:
+    """Re-wrapped under another master key, the secrets give the same digests and index entries."""
+    old, new = MasterKey.generate(), MasterKey.generate()
+    secrets = LedgerSecrets.generate()
+    again = LedgerSecrets.unwrap(new, LedgerSecrets.unwrap(old, secrets.wrapped(old)).wrapped(new))
+    assert again.body_digest(b"body") == secrets.body_digest(b"body")
+    assert again.index_mac("nik", NIK) == secrets.index_mac("nik", NIK)
+    assert again.legacy_subkey is None
+    with pytest.raises(SealError):
+        LedgerSecrets.unwrap(old, secrets.wrapped(new))
+
+
+def test_index_entries_match_equal_values_of_one_field_only() -> None:
+    """Equal NIKs match; another NIK, or the same digits as a card number, do not."""
+    secrets = LedgerSecrets.generate()
+    entry = secrets.index_mac("nik", NIK)
+    assert entry == secrets.index_mac("nik", NIK)
+    assert len(entry) == 64
+    assert entry != secrets.index_mac("nik", "6408041203820002")
+    assert entry != secrets.index_mac("family_card", NIK)
+    assert entry != LedgerSecrets.generate().index_mac("nik", NIK)
+    assert NIK not in entry
+
+
+def test_ledger_secrets_never_show_or_pickle() -> None:
+    """repr hides the keys; pickling is refused."""
+    import pickle
+
+    secrets = LedgerSecrets.generate()
+    assert repr(secrets) == "LedgerSecrets(…)"
+    with pytest.raises(TypeError):
+        pickle.dumps(secrets)
+
+
+def test_the_pii_mac_is_keyed_by_the_data_key() -> None:
+    """Another data key gives another MAC; the MAC is not a plain hash of the data."""
+    key = new_data_key()
+    mac = command_pii_mac(key, NIK.encode())
+    assert mac == command_pii_mac(key, NIK.encode())
+    assert mac != command_pii_mac(new_data_key(), NIK.encode())
+    assert mac != hashlib.sha256(NIK.encode()).hexdigest()
+    assert mac != hmac.new(key, NIK.encode(), "sha256").hexdigest()

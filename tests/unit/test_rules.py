@@ -658,27 +658,46 @@ def test_a_cohort_needs_no_assessment(ledger: Ledger) -> None:
     assert last(ledger, cohort(), allocate("CO-1", programme="PELATIHAN")) == ACCEPTED
 
 
-def test_the_desil_limit_is_four_unless_configured_per_programme() -> None:
-    """With BPNT limited to 5, desil 5 may receive BPNT but not PKH; the default stays 4."""
-    with Ledger(":memory:", desil_limits={"BPNT": 5, "SEKOLAH_RAKYAT": 2}) as configured:
-        assert outcomes(
-            configured,
-            household(),
-            assess(desil=5),
-            allocate(reference="A-1", programme="BPNT"),
-            allocate(reference="A-2", programme="PKH"),
-            assess(desil=3),
-            allocate(reference="A-3", programme="SEKOLAH_RAKYAT"),
-            allocate(reference="A-4", programme="PKH"),
-        ) == [
-            ACCEPTED,
-            ACCEPTED,
-            ACCEPTED,
-            rejected("not_eligible"),
-            ACCEPTED,
-            rejected("not_eligible"),
-            ACCEPTED,
-        ]
+def test_the_desil_limit_is_four_unless_the_programme_is_defined(ledger: Ledger) -> None:
+    """With BPNT defined up to desil 5, desil 5 may receive BPNT but not undefined PKH."""
+    define = command(
+        "define_programme",
+        "BPNT",
+        "2025-01-01",
+        name="Bantuan Pangan Non Tunai",
+        recipients=["household"],
+        desil_limit=5,
+    )
+    sekolah = command(
+        "define_programme",
+        "SEKOLAH_RAKYAT",
+        "2025-01-01",
+        name="Sekolah Rakyat",
+        recipients=["household"],
+        desil_limit=2,
+    )
+    assert outcomes(
+        ledger,
+        define,
+        sekolah,
+        household(),
+        assess(desil=5),
+        allocate(reference="A-1", programme="BPNT"),
+        allocate(reference="A-2", programme="PKH"),
+        assess(desil=3),
+        allocate(reference="A-3", programme="SEKOLAH_RAKYAT"),
+        allocate(reference="A-4", programme="PKH"),
+    ) == [
+        ACCEPTED,
+        ACCEPTED,
+        ACCEPTED,
+        ACCEPTED,
+        ACCEPTED,
+        rejected("not_eligible"),
+        ACCEPTED,
+        rejected("not_eligible"),
+        ACCEPTED,
+    ]
 
 
 def test_the_default_desil_limit_is_inclusive(ledger: Ledger) -> None:

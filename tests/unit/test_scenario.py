@@ -48,6 +48,8 @@ EXTRA: dict[str, set[str]] = {
     "withdraw": {"reason"},
     "close": {"reason"},
     "forget": {"reason"},
+    "define_programme": {"name", "recipients", "desil_limit"},
+    "amend_programme": {"desil_limit"},
 }
 APPLIES: dict[str, set[str]] = {
     "assess": {"household", "veteran"},
@@ -60,6 +62,7 @@ APPLIES: dict[str, set[str]] = {
     "withdraw": {"enrolment"},
     "close": {"household", "veteran"},
     "forget": {"household", "veteran"},
+    "amend_programme": {"programme"},
 }
 
 
@@ -95,7 +98,8 @@ def well_formed(c: Any) -> bool:
         return False
     checks = [
         text(c["id"], 128),
-        isinstance(c["ref"], str) and REF.fullmatch(c["ref"]) is not None,
+        isinstance(c["ref"], str)
+        and (REF if name not in EXTRA_PROGRAMME else PROGRAMME).fullmatch(c["ref"]) is not None,
         parse_date(c["on"]) is not None,
         text(c["actor"], 128),
         "note" not in c or (isinstance(c["note"], str) and len(c["note"]) <= 2000),
@@ -138,7 +142,21 @@ def well_formed(c: Any) -> bool:
         checks.append(is_int(c["desil"], 1, 10) if "desil" in c else type(c["eligible"]) is bool)
     if name == "enrol":
         checks.append(isinstance(c["cohort"], str) and isinstance(c["household"], str))
+    if name in EXTRA_PROGRAMME:
+        checks.append(c["desil_limit"] is None or is_int(c["desil_limit"], 1, 10))
+    if name == "define_programme":
+        kinds = c["recipients"]
+        checks.append(
+            isinstance(kinds, list)
+            and bool(kinds)
+            and len(set(kinds)) == len(kinds)
+            and set(kinds) <= {"household", "veteran", "cohort"}
+        )
     return all(checks)
+
+
+#: The programme commands (the scenario only sends well-formed programme codes as their ref).
+EXTRA_PROGRAMME = ("define_programme", "amend_programme")
 
 
 @attrs.define
@@ -161,6 +179,8 @@ class Subject:
     active: set[str] = attrs.Factory(set)  # cohorts: households with an active enrolment
     cohort: str = ""
     household: str = ""
+    recipients: tuple[str, ...] = ()
+    rules: list[tuple[datetime.date, int | None]] = attrs.Factory(list)  # programmes
 
 
 class Model:
@@ -208,7 +228,7 @@ class Model:
                 return "already_enrolled"
             assert cohort.ends is not None
             return "outside_cohort_dates" if on > cohort.ends else None
-        if name in ("register_household", "register_veteran", "plan_cohort"):
+        if name in ("register_household", "register_veteran", "plan_cohort", "define_programme"):
             return "already_registered" if s is not None else None
         if s is None:
             return "unknown_subject"
@@ -228,10 +248,8 @@ class Model:
             return "not_closed"
         if on < s.registered:
             return "before_registration"
-        if name == "allocate" and s.kind != "cohort":
-            a = s.assessment
-            if a is None or (a > 4 if s.kind == "household" else a is not True):
-                return "not_eligible"
+        if name == "allocate" and not self.eligible(s, c["programme"], on):
+            return "not_eligible"
         if name == "disburse" and c["amount"] > s.balance[c["programme"]]:
             return "insufficient_allocation"
         if name in ("allocate", "disburse") and c["reference"] in s.references:
@@ -249,6 +267,23 @@ class Model:
                 return "outside_cohort_dates"
         return None
 
+    def eligible(self, s: Subject, code: str, on: datetime.date) -> bool:
+        """Whether the programme's rule in force on ``on`` (or the default rule) admits ``s``."""
+        programme = self.subjects.get(code)
+        limit: int | None = 4
+        if programme is not None and programme.kind == "programme":
+            in_force = [rule for rule in programme.rules if rule[0] <= on]
+            if not in_force or s.kind not in programme.recipients:
+                return False
+            # The latest by date; among equal dates the later recorded (max keeps the first).
+            limit = max(reversed(in_force), key=lambda rule: rule[0])[1]
+        if s.kind == "cohort":
+            return True
+        a = s.assessment
+        if s.kind == "household":
+            return a is not None and (limit is None or a <= limit)
+        return a is True
+
     def apply(self, c: dict[str, Any]) -> None:
         """Record an accepted command in the model."""
         name, ref, on = c["command"], c["ref"], parse_date(c["on"])
@@ -263,6 +298,12 @@ class Model:
                 starts=parse_date(c["starts"]),
                 ends=parse_date(c["ends"]),
             )
+        elif name == "define_programme":
+            self.subjects[ref] = Subject(
+                "programme", on, recipients=tuple(c["recipients"]), rules=[(on, c["desil_limit"])]
+            )
+        elif name == "amend_programme":
+            self.subjects[ref].rules.append((on, c["desil_limit"]))
         elif name == "enrol":
             self.subjects[ref] = Subject(
                 "enrolment", on, cohort=c["cohort"], household=c["household"]
@@ -564,3 +605,37 @@ def test_the_district_preset_is_district_sized() -> None:
     """The benchmark preset has as many households as Kutai Timur has families."""
     assert DISTRICT.households == 120_000
     assert DISTRICT.seed == ScenarioConfig().seed
+
+
+def test_the_programmes_are_defined_first_and_bpnt_is_widened_once(
+    default: tuple[str, ScenarioSummary],
+) -> None:
+    """Programmes open the file; one amendment widens BPNT to desil 5, and it is used."""
+    text, summary = default
+    first = [json.loads(raw) for raw in text.splitlines()[:4]]
+    assert [(c["command"], c["ref"]) for c in first] == [
+        ("define_programme", "PKH"),
+        ("define_programme", "BPNT"),
+        ("define_programme", "TALI_ASIH"),
+        ("define_programme", "PELATIHAN"),
+    ]
+    assert summary.commands["define_programme"] == 5  # and SEKOLAH_RAKYAT in July 2025
+    assert summary.commands["amend_programme"] == 1
+    model = Model()
+    desil_five = []
+    for raw in text.splitlines():
+        if model.check(raw) is None:
+            c = json.loads(raw)
+            if (
+                c["command"] == "allocate"
+                and c["programme"] == "BPNT"
+                and model.subjects[c["ref"]].assessment == 5
+            ):
+                desil_five.append(c["on"])
+    assert model.subjects["BPNT"].rules == [
+        (datetime.date(2025, 1, 1), 4),
+        (datetime.date(2025, 6, 1), 5),
+    ]
+    # Desil-5 households receive BPNT after the widening, and never before it.
+    assert desil_five
+    assert min(desil_five) >= "2025-06-01"

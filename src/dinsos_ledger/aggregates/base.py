@@ -14,6 +14,7 @@ from uuid import UUID
 import attrs
 from eventsourcing.domain import Aggregate
 
+from dinsos_ledger.aggregates.rules import AllocationRule
 from dinsos_ledger.balances import disbursement_counts
 from dinsos_ledger.errors import (
     AlreadyReversed,
@@ -22,6 +23,7 @@ from dinsos_ledger.errors import (
     DuplicateReference,
     InsufficientAllocation,
     NotClosed,
+    NotEligible,
     UnknownReference,
 )
 from dinsos_ledger.types import (
@@ -57,12 +59,16 @@ class Stamp:
 
 @attrs.frozen
 class Grant:
-    """An allocation as the subject's account keeps it."""
+    """An allocation as the subject's account keeps it, with the rule that decided it.
+
+    ``rule`` is ``None`` for allocations recorded before the ledger recorded rules.
+    """
 
     programme: str
     amount: int
     period: str
     on: date
+    rule: AllocationRule | None = None
 
 
 @attrs.frozen
@@ -164,18 +170,31 @@ class Account(Subject):
         outstanding: dict[str, int]
 
     class Allocated(Subject.Event):
-        """Money was allocated to the subject in a programme for a budget month."""
+        """Money was allocated to the subject in a programme for a budget month.
+
+        ``rule`` is the eligibility rule the allocation was decided by and what the
+        subject's latest assessment said (version 2; version 1 events did not record it
+        and read back with ``rule`` ``None``).
+        """
+
+        class_version = 2
 
         programme: Programme
         amount: Rupiah
         period: Period
         reference: Reference
+        rule: AllocationRule | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Version 1 did not record the rule: it is unknown, not the default."""
+            state["rule"] = None
 
         def apply(self, aggregate: Any) -> None:
             """Add the grant and raise the programme's outstanding balance."""
             code = self.programme.code
             aggregate.grants[self.reference.value] = Grant(
-                code, self.amount.amount, self.period.value, self.on
+                code, self.amount.amount, self.period.value, self.on, self.rule
             )
             aggregate.outstanding[code] = aggregate.outstanding.get(code, 0) + self.amount.amount
 
@@ -222,15 +241,18 @@ class Account(Subject):
         period: Period,
         reference: Reference,
         *,
-        desil_limit: int = 4,
+        rule: AllocationRule | None = None,
     ) -> None:
         """Allocate ``amount`` in ``programme`` for ``period`` under ``reference``.
 
-        ``desil_limit`` is the highest desil the programme admits (households only).
+        ``rule`` is the programme's rule for the allocation's date (the default rule of an
+        undefined programme when not given); the event records it with what it saw.
         """
         self.check_open("allocate")
         self.check_not_before_registration(stamp.on)
-        self.check_eligible(programme, desil_limit)
+        decided = self.check_eligible(
+            programme, stamp.on, AllocationRule.default() if rule is None else rule
+        )
         self._check_reference_unused(reference)
         self.trigger_event(
             self.Allocated,
@@ -238,11 +260,39 @@ class Account(Subject):
             amount=amount,
             period=period,
             reference=reference,
+            rule=decided,
             **self.stamp_kwargs(stamp),
         )
 
-    def check_eligible(self, programme: Programme, desil_limit: int) -> None:
-        """Raise :class:`~dinsos_ledger.errors.NotEligible` when allocating is not allowed."""
+    def check_eligible(
+        self, programme: Programme, on: date, rule: AllocationRule
+    ) -> AllocationRule:
+        """Raise :class:`NotEligible` unless ``rule`` admits an allocation dated ``on``.
+
+        Returns the rule with what the subject's latest assessment said, as the event
+        records it.
+        """
+        if not rule.in_force_on(on):
+            assert rule.on is not None
+            msg = (
+                f"programme {programme.code} is not in force on {on.isoformat()}: "
+                f"it was defined from {rule.on.isoformat()}"
+            )
+            raise NotEligible(msg)
+        if self.kind.value not in rule.recipients:
+            msg = (
+                f"programme {programme.code} does not reach a {self.kind.value} "
+                f"(its recipients: {', '.join(rule.recipients)})"
+            )
+            raise NotEligible(msg)
+        return self.check_assessment(programme, rule)
+
+    def check_assessment(self, programme: Programme, rule: AllocationRule) -> AllocationRule:  # noqa: ARG002
+        """Raise :class:`NotEligible` when the latest assessment does not allow ``rule``.
+
+        A cohort needs no assessment; households and veterans override this.
+        """
+        return rule
 
     def disburse(
         self,
@@ -313,9 +363,20 @@ class Account(Subject):
         return dict(sorted(rows.items()))
 
     def view(self) -> dict[str, Any]:
-        """The subject's state, with its balances."""
+        """The subject's state, with its balances and its allocations' deciding rules."""
         data = super().view()
         data["balances"] = self.balances()
+        data["allocations"] = [
+            {
+                "reference": reference,
+                "programme": grant.programme,
+                "amount": grant.amount,
+                "period": grant.period,
+                "on": grant.on.isoformat(),
+                "rule": None if grant.rule is None else grant.rule.to_json(),
+            }
+            for reference, grant in self.grants.items()
+        ]
         return data
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 from uuid import UUID
 
+import attrs
+
 from dinsos_ledger.aggregates.base import Person, Stamp, Subject
+from dinsos_ledger.aggregates.rules import AllocationRule
 from dinsos_ledger.errors import NotEligible
 from dinsos_ledger.types import Kind, Programme, RegionCode, Sealed
 
@@ -103,17 +106,18 @@ class Household(Person):
         self.check_not_before_registration(stamp.on)
         self.trigger_event(self.Assessed, desil=desil, **self.stamp_kwargs(stamp))
 
-    def check_eligible(self, programme: Programme, desil_limit: int) -> None:
-        """Allocation needs a latest assessment with desil at most the programme's limit."""
+    def check_assessment(self, programme: Programme, rule: AllocationRule) -> AllocationRule:
+        """Allocation needs a latest assessment, with desil at most the rule's limit if any."""
         if self.desil is None:
             msg = f"{self.ref} has no assessment: assess it before allocating {programme.code}"
             raise NotEligible(msg)
-        if self.desil > desil_limit:
+        if rule.desil_limit is not None and self.desil > rule.desil_limit:
             msg = (
-                f"{self.ref}'s latest desil must be at most {desil_limit} for "
-                f"{programme.code} (got {self.desil})"
+                f"{self.ref}'s latest desil must be at most {rule.desil_limit} for "
+                f"{programme.code} (got {self.desil}; {rule.describe()})"
             )
             raise NotEligible(msg)
+        return attrs.evolve(rule, desil=self.desil)
 
     def view(self) -> dict[str, Any]:
         """The household's state, without personal data."""

@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 from uuid import UUID
 
+import attrs
+
 from dinsos_ledger.aggregates.base import Person, Stamp, Subject
+from dinsos_ledger.aggregates.rules import AllocationRule
 from dinsos_ledger.errors import NotEligible
 from dinsos_ledger.types import Kind, Programme, RegionCode, Sealed
 
@@ -93,16 +96,18 @@ class Veteran(Person):
         self.check_not_before_registration(stamp.on)
         self.trigger_event(self.Assessed, eligible=eligible, **self.stamp_kwargs(stamp))
 
-    # The signature is Account.check_eligible's; a veteran's eligibility is a yes/no
-    # assessment, so the desil limit does not apply.
-    def check_eligible(self, programme: Programme, desil_limit: int) -> None:  # noqa: ARG002
-        """Allocation needs a latest assessment that found the veteran eligible."""
+    def check_assessment(self, programme: Programme, rule: AllocationRule) -> AllocationRule:
+        """Allocation needs a latest assessment that found the veteran eligible.
+
+        A veteran's eligibility is a yes/no assessment: the desil limit does not apply.
+        """
         if self.eligible is None:
             msg = f"{self.ref} has no assessment: assess it before allocating {programme.code}"
             raise NotEligible(msg)
         if not self.eligible:
             msg = f"{self.ref}'s latest assessment found it not eligible for {programme.code}"
             raise NotEligible(msg)
+        return attrs.evolve(rule, eligible=True)
 
     def view(self) -> dict[str, Any]:
         """The veteran's state, without personal data."""

@@ -10,7 +10,9 @@ from dinsos_ledger.cli import (
     audit_verbs,
     demo_verbs,
     follow_verbs,
+    key_verbs,
     ledger_verbs,
+    programme_verbs,
     projection_verbs,
 )
 from dinsos_ledger.cli.base import main
@@ -21,4 +23,6 @@ ledger_verbs.register(main)
 audit_verbs.register(main)
 demo_verbs.register(main)
 projection_verbs.register(main)
+key_verbs.register(main)
+programme_verbs.register(main)
 follow_verbs.register(main)

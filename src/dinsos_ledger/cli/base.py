@@ -9,7 +9,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Final, NoReturn, TypeVar
 
 import click
 
@@ -17,7 +17,16 @@ from dinsos_ledger.application import Ledger
 from dinsos_ledger.errors import LedgerError, StorageError
 from dinsos_ledger.projections.registry import ProjectionPluginError
 
-__all__ = ["State", "echo_json", "fail", "main", "open_ledger", "pass_state"]
+__all__ = [
+    "CREATING_VERBS",
+    "KEYLESS_VERBS",
+    "State",
+    "echo_json",
+    "fail",
+    "main",
+    "open_ledger",
+    "pass_state",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -67,11 +76,55 @@ def fail(message: str, code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
+#: The verbs that may create a ledger where ``--db`` names none. Every other verb on such a
+#: target exits 2 with ``no ledger at TARGET`` and creates nothing (no file, key or table).
+CREATING_VERBS: Final = frozenset({"import", "reconcile", "demo"})
+
+#: The verbs that touch no personal data and record no command: they run without the
+#: master key (an auditor or analyst is never handed the key that opens everyone's
+#: personal data). Every other verb needs the ledger's own key, and is refused with
+#: another one or without one.
+KEYLESS_VERBS: Final = frozenset(
+    {
+        "verify",
+        "balances",
+        "continuity",
+        "coverage",
+        "overdue",
+        "outstanding",
+        "findings",
+        "reconciliation",
+        "programmes",
+        "export",
+        "report",
+        "history",
+        "rebuild",
+        "checkpoint",
+    }
+)
+
+
+def _verb() -> str | None:
+    ctx = click.get_current_context(silent=True)
+    return None if ctx is None or ctx.command is None else ctx.command.name
+
+
 @contextmanager
-def open_ledger(state: State) -> Iterator[Ledger]:
-    """Open the ledger named by ``--db``; storage problems exit 2 with a clear message."""
+def open_ledger(
+    state: State, *, create: bool | None = None, need_key: bool | None = None
+) -> Iterator[Ledger]:
+    """Open the ledger named by ``--db``; storage problems exit 2 with a clear message.
+
+    Whether the verb may create a ledger, and whether it needs the master key, is looked
+    up by its name in :data:`CREATING_VERBS` and :data:`KEYLESS_VERBS` unless given.
+    """
+    verb = _verb()
+    if create is None:
+        create = verb in CREATING_VERBS
+    if need_key is None:
+        need_key = verb not in KEYLESS_VERBS
     try:
-        ledger = Ledger(state.db)
+        ledger = Ledger(state.db, create=create, need_key=need_key)
     except LedgerError as e:
         fail(e.message)
         raise AssertionError from e  # pragma: no cover

@@ -46,6 +46,11 @@ from dinsos_ledger.persistence.common import (
     stored_event,
     stored_value,
 )
+from dinsos_ledger.persistence.postgres_keys import (
+    PostgresKeyTables,
+    postgres_check_key,
+    postgres_key_tables,
+)
 
 __all__ = ["LedgerPostgresFactory", "LedgerPostgresRecorder", "LedgerSnapshotsRecorder"]
 
@@ -132,7 +137,7 @@ class LedgerPostgresFactory(PostgresFactory):
     aggregate_recorder_class = LedgerSnapshotsRecorder
 
 
-class LedgerPostgresRecorder(PostgresApplicationRecorder):
+class LedgerPostgresRecorder(PostgresKeyTables, PostgresApplicationRecorder):
     """PostgreSQL recorder that also keeps command ids, data keys and the chain, atomically.
 
     Writers take a transaction advisory lock (one per schema and events table) before
@@ -179,6 +184,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 SQL(
                     "CREATE TABLE IF NOT EXISTS {0} (name text PRIMARY KEY, value text NOT NULL)"
                 ).format(self.storage_table),
+                *postgres_key_tables(schema),
             ],
         )
 
@@ -320,10 +326,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         curs.execute(
             SQL("SET LOCAL lock_timeout = {0}").format(Literal(f"{self.datastore.lock_timeout}s"))
         )
-        curs.execute(
-            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
-            (_WRITE_LOCK_CLASS, f"{self.datastore.schema}.{self.events_table_name}"),
-        )
+        self.write_lock(curs)
+        if kwargs.get("keys"):
+            # Under the lock a rotation of the master key holds while it re-wraps the keys.
+            postgres_check_key(curs, self.datastore.schema, kwargs.get("key_check"))
         for sid, version in kwargs.get("expect") or ():
             curs.execute(
                 SQL("SELECT MAX(originator_version) AS v FROM {0} WHERE originator_id = %s").format(
@@ -357,6 +363,13 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 SQL("DELETE FROM {0} WHERE subject_id = %s").format(self.keys_table), (sid.hex,)
             )
         return positions
+
+    def write_lock(self, curs: Any) -> None:
+        """Take the writers' transaction advisory lock (one per schema and events table)."""
+        curs.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+            (_WRITE_LOCK_CLASS, f"{self.datastore.schema}.{self.events_table_name}"),
+        )
 
     def _append(self, curs: Any, stored_events: Sequence[StoredEvent]) -> list[int]:
         """Insert the events with one statement; their positions, in the order given."""

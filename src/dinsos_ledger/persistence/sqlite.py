@@ -24,6 +24,7 @@ from eventsourcing.persistence import OperationalError, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from dinsos_ledger import chain
+from dinsos_ledger.key_tables import SQLITE_KEY_TABLES, SQLiteKeyTables, sqlite_check_key
 from dinsos_ledger.persistence.adapter import SQLiteCursor, run_outside_transaction
 from dinsos_ledger.persistence.common import (
     GUARD_PREFIX,
@@ -41,7 +42,7 @@ from dinsos_ledger.persistence.common import (
 __all__ = ["LedgerSQLiteRecorder"]
 
 
-class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
+class LedgerSQLiteRecorder(SQLiteKeyTables, SQLiteApplicationRecorder):
     """SQLite recorder that also keeps command ids, data keys and the chain, atomically."""
 
     #: Which backend this recorder writes to.
@@ -69,6 +70,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 f"CREATE TABLE IF NOT EXISTS {STORAGE_TABLE} ("
                 "name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
             ),
+            *SQLITE_KEY_TABLES,
         ]
 
     # ------------------------------------------------------------------ guards
@@ -162,6 +164,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             c.executemany("INSERT INTO dinsos_commands (id, digest) VALUES (?, ?)", commands)
         keys = kwargs.get("keys") or ()
         if keys:
+            sqlite_check_key(c, kwargs.get("key_check"))
             c.executemany(
                 "INSERT INTO dinsos_keys (subject_id, wrapped) VALUES (?, ?)",
                 [(sid.hex, wrapped) for sid, wrapped in keys],

@@ -106,6 +106,7 @@ _KINDS: Final = {
     "Veteran": "veteran",
     "TrainingCohort": "cohort",
     "Enrolment": "enrolment",
+    "Programme": "programme",
 }
 _DIRECTORY_LIMIT: Final = 200_000
 _IN_CHUNK: Final = 500

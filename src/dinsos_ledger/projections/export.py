@@ -52,7 +52,7 @@ class Column:
 COLUMNS: Final[tuple[Column, ...]] = (
     Column("position", "integer", "position of the event in the log (1, 2, …), its order"),
     Column("ref", "text", "the subject's case number"),
-    Column("kind", "text", "household, veteran, cohort or enrolment"),
+    Column("kind", "text", "household, veteran, cohort, enrolment or programme"),
     Column("event", "text", "event type: registered, planned, enrolled, assessed, …"),
     Column("on", "date", "business date of the act"),
     Column("recorded", "timestamp", "when the ledger recorded the event (UTC)"),
@@ -67,8 +67,8 @@ COLUMNS: Final[tuple[Column, ...]] = (
     Column("channel", "text", "disbursed: bank, post, cash or in_kind"),
     Column("reason", "text", "disbursement_reversed, withdrawn, closed, forgotten: reason"),
     Column("outcome", "text", "followed_up: visited, phoned, referred, resolved, not_found"),
-    Column("desil", "integer", "assessed (household): desil 1-10"),
-    Column("eligible", "boolean", "assessed (veteran): eligible or not"),
+    Column("desil", "integer", "assessed (household): desil 1-10; allocated: the desil seen"),
+    Column("eligible", "boolean", "assessed (veteran): eligible or not; allocated: as seen"),
     Column("region", "text", "registered, planned: village code NN.NN.NN.NNNN"),
     Column("members", "integer", "registered (household): number of members"),
     Column("cohort", "text", "enrolled: the cohort's ref"),
@@ -77,6 +77,12 @@ COLUMNS: Final[tuple[Column, ...]] = (
     Column("capacity", "integer", "planned (cohort): seats"),
     Column("starts", "date", "planned, enrolled: first day of the cohort"),
     Column("ends", "date", "planned, enrolled: last day of the cohort"),
+    # Programmes, and the rule an allocation was decided by (its event's ``rule``).
+    Column("recipients", "text", "defined (programme): kinds it reaches, comma-separated"),
+    Column("desil_limit", "integer", "defined, amended; allocated: the deciding limit"),
+    Column("rule_source", "text", "allocated: default, define_programme or amend_programme"),
+    Column("rule_on", "date", "allocated: the day the deciding rule was in force from"),
+    Column("rule_version", "integer", "allocated: the programme's event that set that rule"),
 )
 
 _NAMES: Final = tuple(column.name for column in COLUMNS)
@@ -115,6 +121,21 @@ def export_row(position: int, event: Any, ref: str | None) -> dict[str, Any]:
     }
     for name in _EVENT_FIELDS:
         row[name] = _plain(state.get(name))
+    recipients = state.get("recipients")
+    if recipients is not None:
+        row["recipients"] = ",".join(recipients)
+    rule = state.get("rule")
+    if rule is not None:
+        # The rule the allocation was decided by, flattened: what it saw goes in the
+        # assessment's own columns.
+        row.update(
+            desil_limit=rule.desil_limit,
+            rule_source=rule.source,
+            rule_on=rule.on,
+            rule_version=rule.programme_version,
+            desil=rule.desil,
+            eligible=rule.eligible,
+        )
     return row
 
 

@@ -1,0 +1,80 @@
+"""The report's programmes section: Indonesian first, English on request, rules in order."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from dinsos_ledger.report import ReportData, render_html
+from dinsos_ledger.report_programmes import (
+    MESSAGES,
+    ProgrammeRules,
+    render_programmes_section,
+)
+
+from tests.unit.test_report_render import page_problems
+
+D = dt.date
+
+BPNT = ProgrammeRules(
+    programme="BPNT",
+    name="Bantuan Pangan Non Tunai <Sembako>",
+    recipients=("household",),
+    desil_limit=5,
+    defined_on=D(2025, 1, 1),
+    rules=((D(2025, 1, 1), 4), (D(2025, 6, 1), 5)),
+)
+TALI_ASIH = ProgrammeRules(
+    programme="TALI_ASIH",
+    name="Tali asih veteran",
+    recipients=("veteran",),
+    desil_limit=None,
+    defined_on=D(2025, 1, 1),
+    rules=((D(2025, 1, 1), None),),
+)
+
+
+def test_the_section_is_indonesian_by_default_with_the_rule_history_in_order() -> None:
+    """Indonesian headings; BPNT's history reads from its definition to the widening."""
+    section = render_programmes_section([BPNT, TALI_ASIH])
+    assert MESSAGES["id"]["title"] in section
+    assert "sejak 2025-01-01: desil ≤ 4 → sejak 2025-06-01: desil ≤ 5" in section
+    assert "tanpa batas desil" in section
+    assert "keluarga" in section
+    # Names are escaped, never raw HTML.
+    assert "&lt;Sembako&gt;" in section
+    assert "<Sembako>" not in section
+
+
+def test_the_section_is_available_in_english() -> None:
+    """lang="en" gives the English text; an unknown language falls back to Indonesian."""
+    section = render_programmes_section([BPNT], lang="en")
+    assert MESSAGES["en"]["title"] in section
+    assert "from 2025-06-01: desil ≤ 5" in section
+    assert MESSAGES["id"]["title"] in render_programmes_section([BPNT], lang="fr")
+
+
+def test_no_programme_says_so() -> None:
+    """An empty ledger of programmes gets a sentence, not an empty table."""
+    section = render_programmes_section([])
+    assert MESSAGES["id"]["none"] in section
+    assert "<table" not in section
+
+
+def test_the_full_page_has_the_section_and_stays_well_formed() -> None:
+    """The report page carries the programmes section and is still a valid document."""
+    data = ReportData(
+        as_of=D(2025, 12, 31),
+        subjects={},
+        statuses={},
+        coverage=0.0,
+        programmes=(),
+        kecamatan=(),
+        overdue=(),
+        samples=(),
+        flows=(),
+        tali_asih=(),
+        programme_rules=(BPNT, TALI_ASIH),
+    )
+    page = render_html(data)
+    assert '<section id="programmes">' in page
+    assert page_problems(page) == []
