@@ -42,8 +42,8 @@ gives the code):
     cohort or whose ``household`` is not a household; ``amend_programme`` on anything but
     a programme, every other command on a programme.
 ``closed``
-    Household or veteran: forgotten → everything; closed → everything but ``reverse`` and
-    ``forget`` (so a second ``close`` is ``closed``). Enrolment: withdrawn → everything;
+    Household or veteran: forgotten → everything; closed → everything but ``reverse``,
+    ``confirm`` and ``forget`` (so a second ``close`` is ``closed``). Enrolment: withdrawn → everything;
     completed → everything but ``follow_up``. ``enrol``: its household is closed or
     forgotten. Cohorts are never closed.
 ``not_closed``
@@ -69,10 +69,14 @@ gives the code):
     ``allocate``/``disburse`` whose ``reference`` is that of any earlier allocation or
     disbursement of the same subject (any programme, reversed or not).
 ``unknown_reference``
-    ``reverse`` whose ``reference`` is not that of a disbursement of that subject (an
+    ``reverse`` or ``confirm`` whose ``reference`` is not that of a disbursement of that subject (an
     allocation's reference is unknown too).
 ``already_reversed``
-    ``reverse`` of a disbursement that has been reversed.
+    ``reverse`` or ``confirm`` of a disbursement that has been reversed.
+``already_confirmed``
+    ``confirm`` of a disbursement that has been confirmed.
+``amount_mismatch``
+    ``confirm`` whose ``amount`` differs from the disbursement's.
 ``cohort_full``
     ``enrol`` when the cohort's enrolments that are not withdrawn (completed ones count)
     number its capacity.
@@ -149,6 +153,8 @@ __all__ = [
     "CODES",
     "COMMAND_FIELDS",
     "Model",
+    "model_findings",
+    "model_reconciliation",
     "parse_line",
     "validate",
 ]
@@ -168,6 +174,8 @@ CODES = (
     "duplicate_reference",
     "unknown_reference",
     "already_reversed",
+    "already_confirmed",
+    "amount_mismatch",
     "cohort_full",
     "already_enrolled",
     "outside_cohort_dates",
@@ -185,6 +193,7 @@ COMMAND_FIELDS: dict[str, tuple[str, ...]] = {
     "allocate": ("programme", "amount", "period", "reference"),
     "disburse": ("programme", "amount", "reference", "channel"),
     "reverse": ("reference", "reason"),
+    "confirm": ("reference", "amount", "channel_ref"),
     "follow_up": ("outcome",),
     "enrol": ("cohort", "household"),
     "attend": (),
@@ -210,6 +219,7 @@ APPLIES_TO = {
     "allocate": {"household", "veteran", "cohort"},
     "disburse": {"household", "veteran", "cohort"},
     "reverse": {"household", "veteran", "cohort"},
+    "confirm": {"household", "veteran", "cohort"},
     "follow_up": {"household", "veteran", "enrolment"},
     "attend": {"enrolment"},
     "complete": {"enrolment"},
@@ -403,6 +413,10 @@ def _check(cmd: dict[str, Any]) -> None:
     elif name == "reverse":
         _pattern(cmd, "reference", REFERENCE_RE)
         _text(cmd, "reason", 1, 2000)
+    elif name == "confirm":
+        _pattern(cmd, "reference", REFERENCE_RE)
+        _integer(cmd, "amount", 1, MAX_AMOUNT)
+        _pattern(cmd, "channel_ref", REFERENCE_RE)
     elif name == "follow_up":
         _choice(cmd, "outcome", OUTCOMES)
     elif name == "enrol":
@@ -459,6 +473,8 @@ class Disbursement:
     reference: str
     on: date
     reversed_on: date | None = None
+    channel: str = "cash"
+    confirmed_on: date | None = None
 
 
 @dataclass
@@ -478,6 +494,9 @@ class Subject:
     forgotten: bool = False
     #: Enrolments only: "active", "completed" or "withdrawn".
     status: str = "active"
+    #: Households and veterans: ``on`` of every event but register, close, reverse,
+    #: confirm and forget (what ``activity_after_close`` looks at, SPEC 8).
+    activity: list[date] = field(default_factory=list)
 
     def is_closed(self) -> bool:
         """Tell whether a household or veteran has been closed (or forgotten)."""
@@ -564,6 +583,8 @@ class Model:
             ("duplicate_reference", self._duplicate_reference),
             ("unknown_reference", self._unknown_reference),
             ("already_reversed", self._already_reversed),
+            ("already_confirmed", self._already_confirmed),
+            ("amount_mismatch", self._amount_mismatch),
             ("cohort_full", self._cohort_full),
             ("already_enrolled", self._already_enrolled),
             ("outside_cohort_dates", self._outside_cohort_dates),
@@ -619,7 +640,7 @@ class Model:
         if subject.kind in ("household", "veteran"):
             if subject.forgotten:
                 return True
-            return subject.is_closed() and name not in ("reverse", "forget")
+            return subject.is_closed() and name not in ("reverse", "confirm", "forget")
         if subject.kind == "enrolment":
             if subject.status == "withdrawn":
                 return True
@@ -703,17 +724,31 @@ class Model:
         return cmd["reference"] in used
 
     def _unknown_reference(self, cmd: dict[str, Any]) -> bool:
-        """``reverse`` of a reference that is not one of the subject's disbursements."""
-        if cmd["command"] != "reverse":
+        """``reverse``/``confirm`` of a reference that is none of the subject's disbursements."""
+        if cmd["command"] not in ("reverse", "confirm"):
             return False
         return self._disbursement(cmd) is None
 
     def _already_reversed(self, cmd: dict[str, Any]) -> bool:
-        """``reverse`` of a disbursement that has been reversed."""
-        if cmd["command"] != "reverse":
+        """``reverse``/``confirm`` of a disbursement that has been reversed."""
+        if cmd["command"] not in ("reverse", "confirm"):
             return False
         disbursement = self._disbursement(cmd)
         return disbursement is not None and disbursement.reversed_on is not None
+
+    def _already_confirmed(self, cmd: dict[str, Any]) -> bool:
+        """``confirm`` of a disbursement that has been confirmed."""
+        if cmd["command"] != "confirm":
+            return False
+        disbursement = self._disbursement(cmd)
+        return disbursement is not None and disbursement.confirmed_on is not None
+
+    def _amount_mismatch(self, cmd: dict[str, Any]) -> bool:
+        """``confirm`` whose amount is not the disbursement's."""
+        if cmd["command"] != "confirm":
+            return False
+        disbursement = self._disbursement(cmd)
+        return disbursement is not None and disbursement.amount != cmd["amount"]
 
     def _cohort_full(self, cmd: dict[str, Any]) -> bool:
         """``enrol`` into a cohort whose not-withdrawn enrolments fill its capacity."""
@@ -822,6 +857,8 @@ class Model:
             self.subjects[ref] = Subject(ref, "programme", on, details)
             return
         subject = self.subjects[ref]
+        if name in ("assess", "allocate", "disburse", "follow_up"):
+            subject.activity.append(on)
         if name == "amend_programme":
             subject.details["rules"].append((on, cmd["desil_limit"]))
             return
@@ -834,12 +871,19 @@ class Model:
             )
         elif name == "disburse":
             subject.disbursements.append(
-                Disbursement(cmd["programme"], cmd["amount"], cmd["reference"], on)
+                Disbursement(
+                    cmd["programme"], cmd["amount"], cmd["reference"], on, channel=cmd["channel"]
+                )
             )
         elif name == "reverse":
             disbursement = self._disbursement(cmd)
             assert disbursement is not None
             disbursement.reversed_on = on
+        elif name == "confirm":
+            # Not a contact (SPEC 5), and no change of balance (SPEC 9).
+            disbursement = self._disbursement(cmd)
+            assert disbursement is not None
+            disbursement.confirmed_on = on
         elif name == "follow_up":
             if cmd["outcome"] != "not_found":
                 subject.contacts.append(on)
@@ -1048,3 +1092,123 @@ class Model:
                 }
             )
         return rows
+
+
+# ------------------------------------------------------ findings, reconciliation (SPEC 8, 9)
+
+END_OF_TIME = date(9999, 12, 31)
+
+
+def model_reconciliation(model: Model, as_of: date | None) -> list[dict[str, Any]]:
+    """SPEC 9's rows, from the model's disbursements."""
+    until = as_of or END_OF_TIME
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for subject in model.subjects.values():
+        for d in subject.disbursements:
+            if d.channel not in ("bank", "post") or d.on > until:
+                continue
+            if d.reversed_on is not None and d.reversed_on <= until:
+                continue
+            row = rows.setdefault(
+                (d.programme, d.channel),
+                {
+                    "programme": d.programme,
+                    "channel": d.channel,
+                    "disbursed_count": 0,
+                    "disbursed": 0,
+                    "confirmed_count": 0,
+                    "confirmed": 0,
+                    "unconfirmed_count": 0,
+                    "unconfirmed": 0,
+                    "oldest_unconfirmed_on": None,
+                },
+            )
+            row["disbursed_count"] += 1
+            row["disbursed"] += d.amount
+            if d.confirmed_on is not None and d.confirmed_on <= until:
+                row["confirmed_count"] += 1
+                row["confirmed"] += d.amount
+            else:
+                row["unconfirmed_count"] += 1
+                row["unconfirmed"] += d.amount
+                oldest = row["oldest_unconfirmed_on"]
+                if oldest is None or d.on.isoformat() < oldest:
+                    row["oldest_unconfirmed_on"] = d.on.isoformat()
+    return [rows[key] for key in sorted(rows)]
+
+
+def model_findings(model: Model, as_of: date | None, today: date) -> list[dict[str, Any]]:
+    """SPEC 8's findings but ``future_dated`` (the model has no recorded times).
+
+    Each finding as ``{"code", "ref", "kind", "programme", "on", "related"}``, sorted by
+    ref, code, on. Computed the slow way: the balance on every day of the range.
+    """
+    until = as_of or END_OF_TIME
+    found: list[dict[str, Any]] = []
+
+    def add(code: str, s: Subject, on: date, programme: str | None = None, related=()) -> None:
+        found.append(
+            {
+                "code": code,
+                "ref": s.ref,
+                "kind": s.kind,
+                "programme": programme,
+                "on": on.isoformat(),
+                "related": sorted(related),
+            }
+        )
+
+    order = list(model.subjects)
+    for position, ref in enumerate(order):
+        s = model.subjects[ref]
+        if s.registered_on > until:
+            continue
+        programmes = {a.programme for a in s.allocations} | {d.programme for d in s.disbursements}
+        for programme in sorted(programmes):
+            days = sorted(
+                {a.on for a in s.allocations if a.programme == programme}
+                | {d.on for d in s.disbursements if d.programme == programme}
+                | {
+                    d.reversed_on
+                    for d in s.disbursements
+                    if d.programme == programme and d.reversed_on is not None
+                }
+            )
+            for day in days:
+                if day > until:
+                    break
+                allocated, disbursed = Model._sums(s, programme, day)
+                if allocated - disbursed < 0:
+                    add("negative_balance", s, day, programme)
+                    break
+        closed = s.closed_on
+        if closed is not None and closed <= until and any(closed < d <= until for d in s.activity):
+            add("activity_after_close", s, closed)
+        if s.kind in ("household", "veteran") and not s.forgotten:
+            mine = s.details.get("head_nik") or s.details.get("nik")
+            card = s.details.get("family_card")
+            same_nik, same_card = [], []
+            for other_ref in order[:position]:
+                o = model.subjects[other_ref]
+                if o.forgotten or o.kind not in ("household", "veteran"):
+                    continue
+                if o.registered_on > until:
+                    continue
+                if (o.details.get("head_nik") or o.details.get("nik")) == mine:
+                    same_nik.append(o.ref)
+                if card is not None and o.details.get("family_card") == card:
+                    same_card.append(o.ref)
+            if same_nik:
+                add("shared_nik", s, s.registered_on, related=same_nik)
+            if same_card:
+                add("shared_family_card", s, s.registered_on, related=same_card)
+        for d in s.disbursements:
+            if d.channel not in ("bank", "post") or d.on > until:
+                continue
+            if d.reversed_on is not None and d.reversed_on <= until:
+                continue
+            if d.confirmed_on is not None and d.confirmed_on <= until:
+                continue
+            if (today - d.on).days > 30:
+                add("unconfirmed_payment", s, d.on, d.programme)
+    return sorted(found, key=lambda f: (f["ref"], f["code"], f["on"]))

@@ -73,6 +73,11 @@ class Pools:
     actors: tuple[str, ...] = ("petugas", "operator.dinsos")
     notes: tuple[str, ...] = ("kunjungan rumah", "")
     regions: tuple[str, ...] = ("64.08.04.2001", "64.08.02.2003")
+    #: The payment channels' own transaction ids, for ``confirm``.
+    channel_refs: tuple[str, ...] = ("BRI-0001", "POS/2025/7")
+    #: Identity numbers drawn again and again, so that registrations share them
+    #: (the ``shared_nik`` and ``shared_family_card`` findings).
+    shared_numbers: tuple[str, ...] = ("6408041203820001", "6408040101250001")
     start: date = date(2025, 1, 1)
     days: int = 60
 
@@ -106,6 +111,7 @@ _WEIGHTED_NAMES = (
     "withdraw",
     "close",
     "forget",
+    "confirm",
     "register_household",
     "allocate",
     "disburse",
@@ -138,7 +144,7 @@ def _natural_refs(pools: Pools, name: str) -> tuple[str, ...]:
         return pools.cohorts
     if name in ("enrol", "attend", "complete", "withdraw"):
         return pools.enrolments
-    if name in ("allocate", "disburse", "reverse"):
+    if name in ("allocate", "disburse", "reverse", "confirm"):
         return pools.households + pools.veterans + pools.cohorts
     if name == "follow_up":
         return pools.households + pools.veterans + pools.enrolments
@@ -183,14 +189,14 @@ def _valid_command(draw: st.DrawFn, pools: Pools) -> dict[str, Any]:
         cmd.update(
             region=draw(st.sampled_from(pools.regions)),
             members=draw(st.integers(1, 30)),
-            family_card=draw(_digits16()),
-            head_nik=draw(_digits16()),
+            family_card=draw(st.one_of(_digits16(), st.sampled_from(pools.shared_numbers))),
+            head_nik=draw(st.one_of(_digits16(), st.sampled_from(pools.shared_numbers))),
             head_name=draw(st.sampled_from(("Rahmat", "Siti Aminah"))),
         )
     elif name == "register_veteran":
         cmd.update(
             region=draw(st.sampled_from(pools.regions)),
-            nik=draw(_digits16()),
+            nik=draw(st.one_of(_digits16(), st.sampled_from(pools.shared_numbers))),
             name=draw(st.sampled_from(("Sudarmo", "Abdul Karim"))),
         )
     elif name == "plan_cohort":
@@ -224,6 +230,12 @@ def _valid_command(draw: st.DrawFn, pools: Pools) -> dict[str, Any]:
             cmd["channel"] = draw(st.sampled_from(("bank", "post", "cash", "in_kind")))
     elif name == "reverse":
         cmd.update(reference=draw(st.sampled_from(pools.references)), reason="dana kembali")
+    elif name == "confirm":
+        cmd.update(
+            reference=draw(st.sampled_from(pools.references)),
+            amount=draw(st.sampled_from(pools.payments)),
+            channel_ref=draw(st.sampled_from(pools.channel_refs)),
+        )
     elif name == "follow_up":
         cmd["outcome"] = draw(
             st.sampled_from(("visited", "not_found", "phoned", "referred", "resolved"))

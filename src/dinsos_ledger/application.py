@@ -113,6 +113,7 @@ _APPLIES: Final[dict[str, tuple[type[Subject], ...]]] = {
     "allocate": (Household, Veteran, TrainingCohort),
     "disburse": (Household, Veteran, TrainingCohort),
     "reverse": (Household, Veteran, TrainingCohort),
+    "confirm": (Household, Veteran, TrainingCohort),
     "follow_up": (Household, Veteran, Enrolment),
     "attend": (Enrolment,),
     "complete": (Enrolment,),
@@ -160,6 +161,7 @@ class _Batch:
         self.keys: list[tuple[uuid.UUID, bytes]] = []
         self.data_keys: dict[uuid.UUID, bytes] = {}
         self.shred: list[uuid.UUID] = []
+        self.index: list[tuple[uuid.UUID, str, str]] = []
         self.read_only: dict[uuid.UUID, int] = {}
 
     def depends_on(self, subject: Subject) -> None:
@@ -636,6 +638,7 @@ class Ledger:
                     commands=batch.commands,
                     keys=batch.keys,
                     shred=batch.shred,
+                    index=batch.index,
                     expect=batch.expected_versions(),
                     key_check=self.key_check if batch.keys else None,
                 )
@@ -779,6 +782,10 @@ class Ledger:
             assert isinstance(subject, Account)
             subject.reverse(stamp, c.reference, c.reason)
             return [subject]
+        if isinstance(c, cmd.Confirm):
+            assert isinstance(subject, Account)
+            subject.confirm(stamp, c.reference, c.amount, c.channel_ref)
+            return [subject]
         if isinstance(c, cmd.FollowUp):
             assert isinstance(subject, Person | Enrolment)
             subject.follow_up(stamp, c.outcome)
@@ -842,6 +849,7 @@ class Ledger:
         data_key, wrapped = self.keyring.data_key_for_new_subject(sid)
         batch.keys.append((sid, wrapped))
         batch.data_keys[sid] = data_key
+        batch.index.extend(self._index_entries(sid, c))
         if isinstance(c, cmd.RegisterHousehold):
             return Household.register(
                 stamp,
@@ -861,6 +869,21 @@ class Ledger:
             nik=seal(data_key, sid, "nik", c.nik),
             name=seal(data_key, sid, "name", c.name),
         )
+
+    def _index_entries(
+        self, sid: uuid.UUID, c: cmd.RegisterHousehold | cmd.RegisterVeteran
+    ) -> list[tuple[uuid.UUID, str, str]]:
+        """The keyed index entries of a new subject: MACs of its NIK (and family card).
+
+        A household's head and a veteran share the field ``nik``, so one person heading a
+        household and registered as a veteran is found too (SPEC section 8).
+        """
+        if isinstance(c, cmd.RegisterHousehold):
+            return [
+                (sid, "nik", self.index_mac("nik", c.head_nik)),
+                (sid, "family_card", self.index_mac("family_card", c.family_card)),
+            ]
+        return [(sid, "nik", self.index_mac("nik", c.nik))]
 
     # ------------------------------------------------------------- programmes
 
@@ -958,6 +981,7 @@ class Ledger:
     allocate = _typed("allocate", cmd.AllocateArgs)
     disburse = _typed("disburse", cmd.DisburseArgs)
     reverse = _typed("reverse", cmd.ReverseArgs)
+    confirm = _typed("confirm", cmd.ConfirmArgs)
     follow_up = _typed("follow_up", cmd.FollowUpArgs)
     enrol = _typed("enrol", cmd.EnrolArgs)
     attend = _typed("attend", cmd.AttendArgs)

@@ -23,12 +23,13 @@ import base64
 import binascii
 import datetime as dt
 import functools
+import hmac
 import json
 import os
 import re
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final, Literal, ParamSpec, TypeVar, cast
 
@@ -50,15 +51,18 @@ from dinsos_ledger.application import Ledger
 from dinsos_ledger.codec import converter, event_fields
 from dinsos_ledger.commands import PII_FIELDS
 from dinsos_ledger.errors import LedgerError, StorageError
-from dinsos_ledger.storage import LedgerPostgresRecorder, LedgerSQLiteRecorder, Target
+from dinsos_ledger.projections.verification import ProjectionDifference, check_projections
+from dinsos_ledger.storage import LedgerPostgresRecorder, LedgerSQLiteRecorder
 from dinsos_ledger.types import Sealed
 
 __all__ = [
     "SIGNING_KEY_ENV",
+    "TRUSTED_KEYS_ENV",
     "AuditFinding",
     "ChainBroken",
     "VerifyReport",
     "check_snapshots",
+    "count_problem",
     "event_type",
     "forget_command",
     "history",
@@ -68,6 +72,7 @@ __all__ = [
     "make_checkpoint",
     "parse_public_key",
     "parse_timestamp",
+    "read_trusted_keys",
     "signing_key_path",
     "verify",
     "write_checkpoint_file",
@@ -75,6 +80,8 @@ __all__ = [
 
 #: The environment variable naming the checkpoint signing key file (PEM, PKCS#8 Ed25519).
 SIGNING_KEY_ENV: Final = "DINSOS_LEDGER_SIGNING_KEY"
+#: The environment variable naming a file of trusted checkpoint public keys.
+TRUSTED_KEYS_ENV: Final = "DINSOS_LEDGER_TRUSTED_KEYS"
 
 FindingKind = Literal[
     "altered",
@@ -85,6 +92,8 @@ FindingKind = Literal[
     "checkpoint",
     "snapshot",
     "guard",
+    "projection",
+    "damaged",
 ]
 
 _META_TABLE: Final = "dinsos_meta"
@@ -155,10 +164,16 @@ class AuditFinding:
     subject_kind: str | None = None
     version: int | None = None
     event: str | None = None
+    projection: ProjectionDifference | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The finding as a JSON object."""
-        return {
+        """The finding as a JSON object.
+
+        A ``projection`` finding also has ``projection`` (its name), ``table``, ``row``
+        (the row's key, column → value; ``{}`` for the table itself) and ``column`` (the
+        first that differs, ``null`` for a missing or extra row).
+        """
+        found: dict[str, Any] = {
             "kind": self.kind,
             "position": self.position,
             "ref": self.ref,
@@ -167,9 +182,23 @@ class AuditFinding:
             "event": self.event,
             "message": self.message,
         }
+        if self.projection is not None:
+            found["projection"] = self.projection.projection
+            found["table"] = self.projection.table
+            found["row"] = {name: _json_value(v) for name, v in self.projection.key.items()}
+            found["column"] = self.projection.column
+        return found
 
     def describe(self) -> str:
         """One line for people: ``altered at position 5 (KT-HH-0001, household, …): …``."""
+        if self.projection is not None:
+            difference = self.projection
+            about = [f"table {difference.table}"]
+            if difference.key:
+                about.append(difference.key_text())
+            if difference.column is not None:
+                about.append(f"column {difference.column}")
+            return f"projection {difference.projection} ({', '.join(about)}): {self.message}"
         where = self.kind if self.position is None else f"{self.kind} at position {self.position}"
         about = [
             part
@@ -221,7 +250,9 @@ class VerifyReport:
 
 
 @_reading
-def verify(ledger: Ledger, *, checkpoint: chain.Checkpoint | None = None) -> VerifyReport:
+def verify(
+    ledger: Ledger, *, checkpoint: chain.Checkpoint | None = None, projections: bool = True
+) -> VerifyReport:
     """Recompute the integrity chain over every stored event of ``ledger``.
 
     Rows and links are streamed page by page, so memory stays constant. Only the events
@@ -234,9 +265,24 @@ def verify(ledger: Ledger, *, checkpoint: chain.Checkpoint | None = None) -> Ver
     any finding of the chain itself. Once the chain holds, the append-only guard triggers
     must be in place and unaltered (a ``guard`` finding otherwise). Then every stored
     snapshot is compared with the state its subject's events give (:func:`check_snapshots`),
-    because the ledger loads subjects from their snapshots.
+    because the ledger loads subjects from their snapshots; then every stored projection
+    row with the one the events give (a ``projection`` finding, see
+    :func:`dinsos_ledger.projections.verification.check_projections`), because balances,
+    timelines and reports print what the projections hold. ``projections=False`` leaves
+    that last step out (it costs about a ``rebuild``), for measuring the chain walk alone.
     """
     recorder = ledger.recorder
+    damaged = _damaged_file(ledger)
+    if damaged is not None:
+        return VerifyReport(
+            ok=False,
+            events=0,
+            head_position=None,
+            head_hash=chain.GENESIS.hex(),
+            ledger=None,
+            checkpoint=checkpoint,
+            finding=damaged,
+        )
     identity = ledger_id(ledger)
     stray = _stray_position(recorder)
     if stray is not None:
@@ -272,7 +318,7 @@ def verify(ledger: Ledger, *, checkpoint: chain.Checkpoint | None = None) -> Ver
             message=f"the checkpoint is of ledger {theirs}, but this ledger {ours}",
         )
     else:
-        finding = check_snapshots(ledger)
+        finding = check_snapshots(ledger) or (_projection_finding(ledger) if projections else None)
     return VerifyReport(
         ok=finding is None,
         events=result.events,
@@ -281,6 +327,90 @@ def verify(ledger: Ledger, *, checkpoint: chain.Checkpoint | None = None) -> Ver
         ledger=identity,
         checkpoint=checkpoint,
         finding=finding,
+    )
+
+
+@_reading
+def count_problem(ledger: Ledger) -> str | None:
+    """A quick look for rows removed or added behind the ledger's back, before a verb reads.
+
+    The ledger writes one chain link per event in the same transaction, so the two tables
+    always hold as many rows, up to the same last position. Counting them costs one pass
+    inside the database (no row reaches Python); it catches an event deleted, or inserted,
+    by hand, which :func:`verify` then locates. None when they agree.
+    """
+    recorder = ledger.recorder
+    if isinstance(recorder, LedgerPostgresRecorder):
+        from psycopg.sql import SQL  # a SQLite ledger need not have psycopg
+
+        query = SQL(
+            "SELECT (SELECT COUNT(*) FROM {0}) AS events, (SELECT COUNT(*) FROM {1}) AS links"
+        ).format(recorder.events_table, recorder.chain_table)
+        with recorder.datastore.transaction(commit=False) as curs:
+            curs.execute(query)
+            found = curs.fetchone()
+            events, links = (0, 0) if found is None else (found["events"], found["links"])
+    else:
+        assert isinstance(recorder, LedgerSQLiteRecorder)
+        with recorder.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT (SELECT COUNT(*) FROM {recorder.events_table_name}), "
+                "(SELECT COUNT(*) FROM dinsos_chain)"
+            )
+            events, links = c.fetchone()
+    if events == links:
+        return None
+    what = "removed" if events < links else "inserted"
+    return (
+        f"the ledger at {ledger.target.display} holds {events} events but {links} chain "
+        f"links: events were {what} outside the ledger; run `dinsos-ledger verify` to "
+        "locate the first"
+    )
+
+
+def _damaged_file(ledger: Ledger) -> AuditFinding | None:
+    """SQLite's own check of the file's structure, as a ``damaged`` finding when it fails.
+
+    A page overwritten on disk may lie where no event is read (an index, a free page) and
+    still break the next write; the chain walk would not see it. PostgreSQL checks its
+    pages itself.
+    """
+    recorder = ledger.recorder
+    if not isinstance(recorder, LedgerSQLiteRecorder):
+        return None
+    try:
+        with recorder.datastore.transaction(commit=False) as c:
+            c.execute("PRAGMA quick_check(5)")
+            problems = [str(row[0]) for row in c.fetchall()]
+    except (PersistenceError, sqlite3.Error) as e:
+        problems = [str(e)]
+    if problems == ["ok"]:
+        return None
+    return AuditFinding(
+        kind="damaged",
+        position=None,
+        message=(
+            f"the SQLite file is damaged ({'; '.join(problems)[:300]}): "
+            "restore it from a backup and verify again"
+        ),
+    )
+
+
+def _json_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
+def _projection_finding(ledger: Ledger) -> AuditFinding | None:
+    """The first stored projection row that differs from its recomputation, as a finding."""
+    difference = check_projections(ledger)
+    if difference is None:
+        return None
+    return AuditFinding(
+        kind="projection",
+        position=None,
+        message=difference.message,
+        ref=difference.ref,
+        projection=difference,
     )
 
 
@@ -609,20 +739,17 @@ def ledger_id(ledger: Ledger, *, create: bool = False) -> str | None:
 # ------------------------------------------------------------------ checkpoints
 
 
-def signing_key_path(target: Target, key: str | os.PathLike[str] | None = None) -> Path | None:
-    """Where the checkpoint signing key of ``target`` is kept, or None if nowhere is known.
+def signing_key_path(key: str | os.PathLike[str] | None = None) -> Path | None:
+    """Where the signing key is: ``key`` (``--key``), else ``$DINSOS_LEDGER_SIGNING_KEY``.
 
-    In order: ``key`` (``--key``), ``$DINSOS_LEDGER_SIGNING_KEY``, and for a SQLite file
-    ``TARGET.signing-key.pem`` beside it. A PostgreSQL or in-memory ledger has no default.
+    None when neither is given.
+    There is deliberately no default beside the ledger: whoever can rewrite the database
+    could then re-sign it, and a checkpoint would prove nothing (see docs/threat-model.md).
     """
     if key is not None:
         return Path(key)
     configured = os.environ.get(SIGNING_KEY_ENV)
-    if configured:
-        return Path(configured)
-    if target.kind == "sqlite" and target.path is not None:
-        return Path(target.path + ".signing-key.pem")
-    return None
+    return Path(configured) if configured else None
 
 
 @_reading
@@ -678,17 +805,57 @@ def parse_public_key(text: str) -> bytes:
     return raw
 
 
-def load_checkpoint(
-    data: Mapping[str, object], public_key: bytes | None = None
-) -> chain.Checkpoint:
-    """Return the checkpoint in ``data`` (a decoded checkpoint file) once its signature holds.
+def read_trusted_keys(text: str, *, source: str = "trusted keys") -> frozenset[bytes]:
+    """The Ed25519 public keys listed in a trusted-keys file (``$DINSOS_LEDGER_TRUSTED_KEYS``).
 
-    With ``public_key`` (32 raw bytes, see :func:`parse_public_key`) it must also have
-    been signed by that key: without it, the signature only shows that the file was not
-    changed after signing by whoever holds the key named inside it. Raises
-    :class:`~dinsos_ledger.chain.CheckpointError` otherwise.
+    One key per line, base64 as in a checkpoint's ``public_key``, optionally followed by
+    spaces and a comment (who holds it); blank lines and lines starting with ``#`` are
+    ignored. Raises :class:`ValueError` naming the line of anything else.
     """
-    return chain.read_checkpoint(data, expected_public_key=public_key)
+    keys: set[bytes] = set()
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        try:
+            keys.add(parse_public_key(stripped.split()[0]))
+        except ValueError as e:
+            msg = f"{source}, line {number}: {e}"
+            raise ValueError(msg) from None
+    return frozenset(keys)
+
+
+def load_checkpoint(
+    data: Mapping[str, object],
+    public_key: bytes | None = None,
+    trusted: Collection[bytes] = (),
+) -> chain.Checkpoint:
+    """Return the checkpoint in ``data`` (a decoded checkpoint file) once it can be trusted.
+
+    Its signature must hold, and its key must be pinned: equal to ``public_key`` (32 raw
+    bytes, see :func:`parse_public_key`) when given, else one of ``trusted`` (see
+    :func:`read_trusted_keys`). A checkpoint signed by a key nobody pinned proves only that
+    someone signed it, which whoever rewrote the database can do too, so it is refused.
+    Raises :class:`~dinsos_ledger.chain.CheckpointError` otherwise.
+    """
+    checkpoint = chain.read_checkpoint(data, expected_public_key=public_key)
+    if public_key is None:
+        signer = str(data["public_key"])
+        raw = base64.b64decode(signer)
+        if not trusted:
+            msg = (
+                f"checkpoint is signed by {signer}, which is not pinned: give --public-key "
+                f"KEY or list the key in the file named by ${TRUSTED_KEYS_ENV} "
+                "(a checkpoint signed by an unknown key proves nothing)"
+            )
+            raise chain.CheckpointError(msg)
+        if not any(hmac.compare_digest(raw, key) for key in trusted):
+            msg = (
+                f"checkpoint is signed by {signer}, which is not among the trusted keys "
+                f"of ${TRUSTED_KEYS_ENV}"
+            )
+            raise chain.CheckpointError(msg)
+    return checkpoint
 
 
 # ------------------------------------------------------------------ point in time, history
@@ -758,9 +925,22 @@ def history(ledger: Ledger, ref: str) -> list[dict[str, Any]]:
     business date ``on``, the ``recorded`` timestamp (UTC), ``actor``, ``command_id``,
     ``note`` and then the event's other fields except personal data, which is left out
     altogether (not even its ciphertext appears). Raises
-    :class:`~dinsos_ledger.errors.UnknownSubject` for an unknown ref.
+    :class:`~dinsos_ledger.errors.UnknownSubject` for an unknown ref, and
+    :class:`~dinsos_ledger.errors.StorageError` when the versions have a gap (an event
+    removed behind the ledger's back).
     """
-    return [history_entry(event) for event in ledger.events_of(ref)]
+    entries = []
+    for expected, event in enumerate(ledger.events_of(ref), start=1):
+        if event.originator_version != expected:
+            # A gap the replay of `show` would refuse too: never list a history with a hole.
+            msg = (
+                f"the events of {ref} skip from version {expected - 1} to "
+                f"{event.originator_version}: an event was removed outside the ledger; "
+                "run `dinsos-ledger verify` to locate it"
+            )
+            raise StorageError(msg)
+        entries.append(history_entry(event))
+    return entries
 
 
 # ------------------------------------------------------------------ erasure

@@ -18,6 +18,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import os
 import pathlib
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -41,10 +42,12 @@ __all__ = [
     "CheckpointError",
     "Finding",
     "check_chain",
+    "generate_signing_key",
     "link",
     "link_unchecked",
     "links_of",
-    "load_or_create_signing_key",
+    "load_signing_key",
+    "public_key_text",
     "read_checkpoint",
     "sign_checkpoint",
 ]
@@ -473,17 +476,28 @@ def read_checkpoint(
     return checkpoint
 
 
-def load_or_create_signing_key(path: pathlib.Path) -> Ed25519PrivateKey:
-    """Return the Ed25519 key in ``path`` (PEM, PKCS#8), creating it with mode 0600 if missing."""
+def _private_pem(key: Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
 
-    def new_key() -> bytes:
-        return Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
 
-    content = load_secret_file(path, create=new_key)
+def public_key_text(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
+    """The base64 of an Ed25519 public key's raw bytes, as a checkpoint's ``public_key``."""
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    return base64.b64encode(_raw_public(public)).decode("ascii")
+
+
+def load_signing_key(path: pathlib.Path) -> Ed25519PrivateKey:
+    """Return the Ed25519 key in ``path`` (PEM, PKCS#8); a missing file is an error.
+
+    The signing key is never created on the way: a key made beside the database by the
+    first ``checkpoint`` would be held by whoever can rewrite the database, and would
+    then prove nothing. Make one with :func:`generate_signing_key` (``checkpoint-key``).
+    """
+    content = load_secret_file(path, create=None)
     try:
         key = serialization.load_pem_private_key(content, password=None)
     except (ValueError, TypeError):
@@ -492,4 +506,21 @@ def load_or_create_signing_key(path: pathlib.Path) -> Ed25519PrivateKey:
     if not isinstance(key, Ed25519PrivateKey):
         msg = f"key file '{path}' must hold an Ed25519 private key (got {type(key).__name__})"
         raise KeyFileError(msg, path)
+    return key
+
+
+def generate_signing_key(path: pathlib.Path) -> Ed25519PrivateKey:
+    """Write a new Ed25519 signing key to ``path`` (PEM, mode 0600) and return it.
+
+    An existing file is never replaced (:class:`FileExistsError`): losing a signing key
+    leaves every checkpoint it signed without a key to pin.
+    """
+    key = Ed25519PrivateKey.generate()
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(_private_pem(key))
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
     return key

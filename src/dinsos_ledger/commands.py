@@ -53,6 +53,8 @@ __all__ = [
     "Command",
     "Complete",
     "CompleteArgs",
+    "Confirm",
+    "ConfirmArgs",
     "DefineProgramme",
     "DefineProgrammeArgs",
     "Disburse",
@@ -185,6 +187,17 @@ class Reverse(Command):
 
     reference: Reference
     reason: str
+
+
+@attrs.frozen(kw_only=True)
+class Confirm(Command):
+    """Record that the payment channel credited an earlier disbursement (SPEC section 9)."""
+
+    COMMAND: ClassVar[str] = "confirm"
+
+    reference: Reference
+    amount: Rupiah
+    channel_ref: Reference
 
 
 @attrs.frozen(kw_only=True)
@@ -341,6 +354,14 @@ class ReverseArgs(Arguments):
 
     reference: str
     reason: str
+
+
+class ConfirmArgs(Arguments):
+    """Record that the payment channel credited an earlier disbursement."""
+
+    reference: str
+    amount: int
+    channel_ref: str
 
 
 class FollowUpArgs(Arguments):
@@ -540,6 +561,10 @@ _REF = _pattern(REF_RE, "a ref of A-Z, 0-9 and '-' (2–64 characters)")
 _REGION = _pattern(REGION_RE, "a village code NN.NN.NN.NNNN", RegionCode)
 _PROGRAMME = _pattern(PROGRAMME_RE, "a programme code like PKH ([A-Z][A-Z0-9_]{1,31})", Programme)
 _REFERENCE = _pattern(REFERENCE_RE, "a reference of letters, digits and ._:/- (≤128)", Reference)
+# The channel's own transaction id has the shape of a reference (SPEC section 3).
+_CHANNEL_REF = _pattern(
+    REFERENCE_RE, "a channel transaction id of letters, digits and ._:/- (≤128)", Reference
+)
 _PERIOD = _pattern(PERIOD_RE, "a month YYYY-MM", Period)
 _TEXT = _string(1, _REASON_MAX)
 
@@ -658,6 +683,11 @@ _SPECS: Final[dict[str, tuple[type[Command], dict[str, _Parser], dict[str, _Pars
         {},
     ),
     "reverse": (Reverse, {"reference": _REFERENCE, "reason": _TEXT}, {}),
+    "confirm": (
+        Confirm,
+        {"reference": _REFERENCE, "amount": _amount, "channel_ref": _CHANNEL_REF},
+        {},
+    ),
     "follow_up": (FollowUp, {"outcome": _choice(FollowUpOutcome)}, {}),
     "enrol": (Enrol, {"cohort": _REF, "household": _REF}, {}),
     "attend": (Attend, {}, {}),

@@ -5,7 +5,10 @@ continuity timelines are current), imports it into a new SQLite ledger through
 :func:`~dinsos_ledger.importer.import_files` exactly as ``dinsos-ledger import`` would, checks
 that the ledger refused precisely the scenario's intentional mistakes, and writes the HTML
 report. The command file is the same for the same seed, size and end date, so two demos run
-on the same day with the same options hold the same events.
+on the same day with the same options hold the same events. The banks' and the post
+office's statements of the scenario's payments (:mod:`dinsos_ledger.statements`) are then
+reconciled as ``dinsos-ledger reconcile`` would, after a few late entries an auditor must
+look at, so the report has findings and a reconciliation to show.
 
 The folder holds only what the demo made (:data:`DEMO_FILES`) and a marker file. A folder
 that is not empty and has no marker is never touched; in a folder with the marker, a new
@@ -26,8 +29,16 @@ import attrs
 from dinsos_ledger.application import Ledger
 from dinsos_ledger.importer import ImportReport, Reject, import_files
 from dinsos_ledger.progress import Progress
+from dinsos_ledger.reconcile import reconcile_statement
 from dinsos_ledger.report import REPORT_FILE, write_report
-from dinsos_ledger.scenario import ScenarioConfig, ScenarioSummary, generate
+from dinsos_ledger.scenario import ScenarioConfig, ScenarioExtras, ScenarioSummary, generate
+from dinsos_ledger.statements import (
+    LATE_ENTRIES_FILE,
+    STATEMENT_FILES,
+    StatementSummary,
+    late_entries,
+    write_statements,
+)
 
 __all__ = [
     "DEFAULT_DIR",
@@ -69,6 +80,8 @@ DEMO_FILES: Final = (
     REJECTS_FILE,
     f"{REPORT_DIR}/{REPORT_FILE}",
     f"{REPORT_DIR}/{REPORT_FILE}.tmp",
+    LATE_ENTRIES_FILE,
+    *STATEMENT_FILES.values(),
 )
 
 # The default scenario's proportions (600 households : 40 veterans : 12 cohorts : 4 erasures)
@@ -92,6 +105,10 @@ class DemoResult:
     mismatches: tuple[str, ...]
     """Differences between the expected and the actual rejects (empty when they match)."""
     seconds: float
+    statements: dict[str, StatementSummary] = attrs.field(factory=dict)
+    """What each channel's statement holds, its intentional mistakes included."""
+    reconciled: dict[str, ImportReport] = attrs.field(factory=dict)
+    """How each statement's rows went (as ``reconcile --json`` counts them)."""
 
     @property
     def scenario(self) -> Path:
@@ -133,6 +150,9 @@ class DemoResult:
             "lines": self.expected.lines,
             **self.imported.to_json(),
             "expected_rejects": len(self.expected.expected_rejects),
+            "reconciled": {
+                channel: report.to_json() for channel, report in self.reconciled.items()
+            },
             "rejects_match": self.rejects_match,
             "seconds": round(self.seconds, 1),
         }
@@ -240,11 +260,17 @@ def run_demo(
     prepare_directory(folder)
     bars = progress or Progress(quiet=True)
 
+    extras = ScenarioExtras()
     with (
         bars.stage("Generating commands") as stage,
         (folder / SCENARIO_FILE).open("w", encoding="utf-8", newline="\n") as out,
     ):
-        summary = generate(config, out, stage.update)
+        summary = generate(config, out, stage.update, extras=extras)
+    late = late_entries(folder / LATE_ENTRIES_FILE, extras, config)
+    statements = write_statements(folder, extras, config)
+    late_rejects: list[Reject] = []
+    statement_rejects: dict[str, list[Reject]] = {channel: [] for channel in STATEMENT_FILES}
+    reconciled: dict[str, ImportReport] = {}
 
     rejects: list[Reject] = []
     with (folder / REJECTS_FILE).open("w", encoding="utf-8") as rejects_out:
@@ -258,6 +284,18 @@ def run_demo(
                 imported = import_files(
                     ledger, [folder / SCENARIO_FILE], on_reject=on_reject, progress=stage.advance
                 )
+            with bars.stage("Reconciling statements"):
+                late_report = import_files(
+                    ledger, [folder / LATE_ENTRIES_FILE], on_reject=late_rejects.append
+                )
+                for channel, name in STATEMENT_FILES.items():
+                    reconciled[channel] = reconcile_statement(
+                        ledger,
+                        folder / name,
+                        channel=channel,
+                        actor="rekonsiliasi.dinsos",
+                        on_reject=statement_rejects[channel].append,
+                    )
             with bars.stage("Building projections") as stage:
                 ledger.projections.catch_up(stage.update)
             with bars.stage("Writing the report"):
@@ -268,6 +306,48 @@ def run_demo(
         config=config,
         expected=summary,
         imported=imported,
-        mismatches=compare_rejects(summary, rejects) + _compare_counts(summary, imported),
+        mismatches=(
+            compare_rejects(summary, rejects)
+            + _compare_counts(summary, imported)
+            + _compare_extras(late, late_report, late_rejects)
+            + _compare_statements(statements, reconciled, statement_rejects)
+        ),
         seconds=time.monotonic() - started,
+        statements=statements,
+        reconciled=reconciled,
     )
+
+
+def _compare_extras(expected: int, report: ImportReport, rejects: list[Reject]) -> tuple[str, ...]:
+    """The late entries must all be accepted: they are findings, not mistakes."""
+    if report.accepted == expected and not rejects:
+        return ()
+    found = [f"{LATE_ENTRIES_FILE} line {r.line}: {r.code}" for r in rejects]
+    return (f"{LATE_ENTRIES_FILE}: expected {expected} accepted, got {report.accepted}", *found)
+
+
+def _compare_statements(
+    expected: dict[str, StatementSummary],
+    reconciled: dict[str, ImportReport],
+    rejects: dict[str, list[Reject]],
+) -> tuple[str, ...]:
+    """Differences between each statement's intentional mistakes and the actual rejects."""
+    out: list[str] = []
+    for channel, summary in expected.items():
+        wanted = {r.line: r.code for r in summary.expected_rejects}
+        got = {r.line: r.code for r in rejects[channel]}
+        name = STATEMENT_FILES[channel]
+        out.extend(
+            f"{name} line {line}: expected {wanted.get(line, 'accepted')}, "
+            f"got {got.get(line, 'accepted')}"
+            for line in sorted(wanted.keys() | got.keys())
+            if wanted.get(line) != got.get(line)
+        )
+        report = reconciled[channel]
+        if (report.accepted, report.duplicates) != (summary.accepted, summary.expected_duplicates):
+            out.append(
+                f"{name}: expected {summary.accepted} accepted and "
+                f"{summary.expected_duplicates} duplicates, got {report.accepted} and "
+                f"{report.duplicates}"
+            )
+    return tuple(out)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 __all__ = [
     "CODES",
+    "AlreadyConfirmed",
     "AlreadyEnrolled",
     "AlreadyRegistered",
     "AlreadyReversed",
+    "AmountMismatch",
     "BeforeRegistration",
     "Closed",
     "CohortFull",
@@ -118,15 +120,27 @@ class DuplicateReference(RuleViolation):
 
 
 class UnknownReference(RuleViolation):
-    """Raised when a reversal names a reference that is not a disbursement of the subject."""
+    """Raised when a reversal or confirmation names no disbursement of the subject."""
 
     code = "unknown_reference"
 
 
 class AlreadyReversed(RuleViolation):
-    """Raised when a reversal names a disbursement that is already reversed."""
+    """Raised when a reversal or confirmation names a disbursement that is already reversed."""
 
     code = "already_reversed"
+
+
+class AlreadyConfirmed(RuleViolation):
+    """Raised when a confirmation names a disbursement that is already confirmed."""
+
+    code = "already_confirmed"
+
+
+class AmountMismatch(RuleViolation):
+    """Raised when a confirmation's amount differs from the disbursement's amount."""
+
+    code = "amount_mismatch"
 
 
 class CohortFull(RuleViolation):
@@ -168,6 +182,8 @@ CODES: tuple[str, ...] = (
     "duplicate_reference",
     "unknown_reference",
     "already_reversed",
+    "already_confirmed",
+    "amount_mismatch",
     "cohort_full",
     "already_enrolled",
     "outside_cohort_dates",

@@ -9,22 +9,21 @@ recorded commands come back as duplicates).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import json
 import os
-import pickle
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
 import attrs
 
 from dinsos_ledger.application import Ledger, Outcome
-from dinsos_ledger.commands import Prepared, prepare
+from dinsos_ledger.commands import Prepared, parse_command, prepare, printable_id
 from dinsos_ledger.errors import InvalidCommand, LedgerError
 from dinsos_ledger.privacy import keyed_digest
 
@@ -228,57 +227,140 @@ def _read_here(
     return _prepared_batches(streams, digest, batch_size, legacy)
 
 
+#: Environment variables the reader process keeps: enough to run Python and decode file
+#: names, nothing that names or holds a key (DINSOS_LEDGER_KEY and its kin stay here).
+_READER_ENV: Final = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT")
+
+# The reader's start-up code: isolated mode (-I) leaves the working directory, PYTHONPATH
+# and the user's site-packages off sys.path, so a json.py lying in the folder of an import
+# is never run; the folder holding this package is appended (after the standard library)
+# for an installation that Python does not find on its own.
+_READER_CODE: Final = (
+    "import sys; sys.path.append(sys.argv[1]); "
+    "from dinsos_ledger.reading import main; main(int(sys.argv[2]))"
+)
+
+# A frame on the reader's pipe: 4 bytes of big-endian length, then UTF-8 JSON.
+_FRAME_HEADER: Final = 4
+_FRAME_MAX: Final = 1 << 30
+# A line of a batch: [line, shown id, command or null, digest, error or null]; an error:
+# [code, message, field].
+_LINE_ITEMS: Final = 5
+_ERROR_ITEMS: Final = 3
+
+
+def write_frame(out: BinaryIO, message: Mapping[str, Any]) -> None:
+    """Send one message of the reader's protocol: a length-prefixed JSON object."""
+    body = json.dumps(message, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    out.write(len(body).to_bytes(_FRAME_HEADER, "big") + body)
+    out.flush()
+
+
+def read_frame(source: BinaryIO) -> dict[str, Any] | None:
+    """Receive one message (None at the end of the pipe); anything malformed is an error.
+
+    JSON, never pickle: the reader is a second process, and what it sends is data to
+    check, not code to run in the process that holds the master key.
+    """
+    header = source.read(_FRAME_HEADER)
+    if not header:
+        return None
+    size = int.from_bytes(header, "big")
+    body = source.read(size) if len(header) == _FRAME_HEADER and size <= _FRAME_MAX else b""
+    if len(body) != size or size == 0:
+        msg = "the reader process sent a truncated or oversized message"
+        raise RuntimeError(msg)
+    try:
+        message = json.loads(body)
+    except (ValueError, RecursionError):
+        message = None
+    if not isinstance(message, dict):
+        msg = "the reader process sent a message that is not a JSON object"
+        raise RuntimeError(msg)
+    return message
+
+
+def _received_line(entry: Any) -> tuple[int, Prepared]:
+    """One line of a received batch, validated again here: the reader vouches for nothing.
+
+    ``[line, shown id, command object or null, digest, error or null]``; an error is
+    ``[code, message, field]``. The command is parsed again in this process, so what is
+    recorded is only ever what this process validated.
+    """
+    if not (isinstance(entry, list) and len(entry) == _LINE_ITEMS and type(entry[0]) is int):
+        msg = "the reader process sent a malformed line"
+        raise RuntimeError(msg)
+    number, shown, raw, digest, error = entry
+    if error is not None or not isinstance(raw, dict):
+        if not (isinstance(error, list) and len(error) == _ERROR_ITEMS):
+            error = ["invalid", "the line could not be read", None]
+        field = error[2] if isinstance(error[2], str) else None
+        return number, (printable_id(shown), InvalidCommand(str(error[1]), field=field), "")
+    shown_id = printable_id(raw.get("id"))
+    try:
+        command = parse_command(raw)
+    except InvalidCommand as e:
+        return number, (shown_id, e, "")
+    return number, (shown_id, command, str(digest))
+
+
 def _read_elsewhere(
     ledger: Ledger, paths: Sequence[Path], batch_size: int
 ) -> Iterator[tuple[int, _Batch]]:
     """The batches as prepared by a second process, one batch ahead of this one.
 
-    The reader is ``python -m dinsos_ledger.reading`` (a fresh interpreter: nothing of
-    this process, its threads or its main module is copied). It gets the ledger's
-    idempotency key (and, for a ledger upgraded from before it, the subkey of its older
-    digests), never the master key nor any data key, on its standard input, and sends
-    batches through a pipe that holds about one, so it waits while the ledger applies and
+    The reader is ``python -I … dinsos_ledger.reading`` (a fresh interpreter in isolated
+    mode: nothing of this process, its threads, its main module or its working directory's
+    modules is loaded). Its environment holds no key; the only secrets it needs, the
+    ledger's idempotency key (and, for a ledger upgraded from before it, the subkey of its
+    older digests), come on its standard input as JSON; never the master key nor any data
+    key. It sends batches through a pipe that holds about one, as JSON frames
+    (:func:`read_frame`), so it waits while the ledger applies and
     memory stays bounded. It ends when the files do, or at its next send once this process
     has closed the pipe or died.
     """
     read_end, write_end = os.pipe()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    env = {name: os.environ[name] for name in _READER_ENV if name in os.environ}
+    package_root = str(Path(__file__).resolve().parent.parent)
     try:
         reader = subprocess.Popen(  # noqa: S603 - this interpreter, this package's module
-            [sys.executable, "-m", "dinsos_ledger.reading", str(write_end)],
+            [sys.executable, "-I", "-c", _READER_CODE, package_root, str(write_end)],
             stdin=subprocess.PIPE,
             pass_fds=(write_end,),
             env=env,
         )
     finally:
         os.close(write_end)
-    receiver = Connection(read_end, writable=False)
+    receiver = os.fdopen(read_end, "rb")
     try:
         assert reader.stdin is not None
         # A reader that died at start-up shows as the end of the pipe, below.
         with contextlib.suppress(BrokenPipeError), reader.stdin as config:
-            config.write(
-                pickle.dumps(
-                    {
-                        "paths": [str(path) for path in paths],
-                        "subkey": ledger.secrets.digest_subkey,
-                        "legacy_subkey": ledger.secrets.legacy_subkey,
-                        "batch_size": batch_size,
-                    }
-                )
-            )
+            legacy = ledger.secrets.legacy_subkey
+            settings = {
+                "paths": [str(Path(path).resolve()) for path in paths],
+                "subkey": base64.b64encode(ledger.secrets.digest_subkey).decode("ascii"),
+                "legacy_subkey": None if legacy is None else base64.b64encode(legacy).decode(),
+                "batch_size": batch_size,
+            }
+            config.write(json.dumps(settings).encode("utf-8"))
         while True:
-            try:
-                message = receiver.recv()
-            except EOFError:
+            message = read_frame(receiver)
+            if message is None:
                 code = reader.wait()
                 msg = f"the reader process stopped unexpectedly (exit code {code})"
-                raise RuntimeError(msg) from None
-            if message[0] == "done":
+                raise RuntimeError(msg)
+            kind = message.get("type")
+            if kind == "done":
                 return
-            if message[0] == "error":
-                raise message[1]
-            yield message[1], message[2]
+            if kind == "error":
+                _raise_reader_error(message)
+            lines = message.get("lines")
+            index = message.get("file")
+            if kind != "batch" or type(index) is not int or not isinstance(lines, list):
+                msg = f"the reader process sent an unknown message ({str(kind)[:40]!r})"
+                raise RuntimeError(msg)
+            yield index, [_received_line(entry) for entry in lines]
     finally:
         receiver.close()
         try:
@@ -288,14 +370,37 @@ def _read_elsewhere(
             reader.wait()
 
 
+def _raise_reader_error(message: Mapping[str, Any]) -> None:
+    """Raise here what stopped the reader: an OSError as such (an unreadable file)."""
+    errno, strerror, filename = message.get("errno"), message.get("strerror"), message.get("file")
+    if type(errno) is int and isinstance(strerror, str):
+        raise OSError(errno, strerror, filename if isinstance(filename, str) else None)
+    msg = f"the reader process failed: {str(message.get('message'))[:500]}"
+    raise RuntimeError(msg)
+
+
+def _sent_line(
+    number: int,
+    raw: Mapping[str, Any] | LedgerError,
+    digest: Callable[[bytes], str],
+    legacy: Callable[[bytes], str] | None,
+) -> list[Any]:
+    shown_id, command, body_digest = prepare(raw, digest, legacy)
+    if isinstance(command, LedgerError):
+        field = getattr(command, "field", None)
+        return [number, shown_id, None, "", [command.code, command.message, field]]
+    assert not isinstance(raw, LedgerError)
+    return [number, shown_id, dict(raw), body_digest, None]
+
+
 def run_reader(
-    sender: Connection,
+    out: BinaryIO,
     paths: Sequence[str],
     subkey: bytes,
     batch_size: int,
     legacy_subkey: bytes | None = None,
 ) -> None:
-    """The work of the reader process: read, validate, digest, send each batch."""
+    """The work of the reader process: read, decode and digest, send each batch as JSON."""
     try:
         with contextlib.ExitStack() as files:
             streams = [files.enter_context(Path(path).open("rb")) for path in paths]
@@ -303,19 +408,30 @@ def run_reader(
             legacy = (
                 None if legacy_subkey is None else functools.partial(keyed_digest, legacy_subkey)
             )
-            for index, pending in _prepared_batches(streams, digest, batch_size, legacy):
-                sender.send(("batch", index, pending))
-        sender.send(("done",))
+            for index, stream in enumerate(streams):
+                pending: list[list[Any]] = []
+                for number, item in read_commands(stream):
+                    pending.append(_sent_line(number, item, digest, legacy))
+                    if len(pending) >= batch_size:
+                        write_frame(out, {"type": "batch", "file": index, "lines": pending})
+                        pending = []
+                if pending:
+                    write_frame(out, {"type": "batch", "file": index, "lines": pending})
+        write_frame(out, {"type": "done"})
     except (BrokenPipeError, ConnectionResetError):
         return  # the importer has gone: nothing is waiting for these batches
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            write_frame(
+                out,
+                {"type": "error", "errno": e.errno, "strerror": e.strerror, "file": e.filename},
+            )
     except Exception as e:  # noqa: BLE001 - handed to the importer, which raises it
         with contextlib.suppress(OSError):
-            try:
-                sender.send(("error", e))
-            except Exception:  # noqa: BLE001 - an exception that does not pickle
-                sender.send(("error", RuntimeError(f"{type(e).__name__}: {e}")))
+            write_frame(out, {"type": "error", "message": f"{type(e).__name__}: {e}"})
     finally:
-        sender.close()
+        with contextlib.suppress(OSError):
+            out.close()
 
 
 def _flush(

@@ -42,6 +42,7 @@ __all__ = [
     "ExpectedReject",
     "Kecamatan",
     "ScenarioConfig",
+    "ScenarioExtras",
     "ScenarioSummary",
     "generate",
     "write_scenario",
@@ -190,6 +191,27 @@ class ScenarioSummary:
     def rejects_by_code(self) -> dict[str, int]:
         """How many intentional mistakes there are of each error code, sorted by code."""
         return dict(sorted(Counter(r.code for r in self.expected_rejects).items()))
+
+
+@attrs.define
+class ScenarioExtras:
+    """Facts :func:`generate` collects for the demo's payment statements and planted findings.
+
+    Filled only when passed to :func:`generate` (a district-sized scenario needs none):
+    ``payments`` are the ``bank`` and ``post`` disbursements as ``(ref, reference, amount,
+    date ordinal, channel)``; ``reversed`` the ``(ref, reference)`` the scenario reverses;
+    ``erased`` the refs it forgets; ``people`` the first households as ``(ref, head_nik,
+    family_card, region, registration ordinal)``.
+    """
+
+    payments: list[tuple[str, str, int, int, str]] = attrs.field(factory=list)
+    reversed: set[tuple[str, str]] = attrs.field(factory=set)
+    erased: set[str] = attrs.field(factory=set)
+    people: list[tuple[str, str, str, str, int]] = attrs.field(factory=list)
+
+
+#: How many households :class:`ScenarioExtras` keeps in ``people``.
+_PEOPLE_KEPT: Final = 20
 
 
 # Synthetic names: common Indonesian given names and family names of the peoples of East
@@ -354,6 +376,8 @@ class _Generator:
         # poor households available for training: (ref, registered, end exclusive, kecamatan)
         self.trainees: list[tuple[str, int, int, int]] = []
         self.trainees_by_kec: list[list[int]] = [[] for _ in KECAMATAN]
+        # Collected for the demo's statements; recording draws nothing from the generator.
+        self.extras: ScenarioExtras | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -579,6 +603,14 @@ class _Generator:
         if rng.random() < 0.15:
             register["note"] = "usulan musyawarah desa"
         anchor = self.emit(registered, register, ("short_nik", "truncated", "duplicate"))
+        extras = self.extras
+        if extras is not None:
+            if erase:
+                extras.erased.add(ref)
+            elif len(extras.people) < _PEOPLE_KEPT:
+                extras.people.append(
+                    (ref, str(register["head_nik"]), family_card, region, registered)
+                )
 
         # Closure is decided first so nothing else is ever sent to a closed household.
         closed: int | None = None
@@ -828,11 +860,16 @@ class _Generator:
                 "insufficient_allocation",
             )
         self.emit(on, body, ("duplicate", "truncated"))
+        extras = self.extras
+        if extras is not None and channel in ("bank", "post"):
+            extras.payments.append((ref, f"{reference}/BAYAR-1", amount, on, channel))
         if rng.random() >= 0.02:
             return
         reversed_on = on + rng.randint(5, 30)
         if reversed_on >= limit or reversed_on > self.last:
             return
+        if extras is not None:
+            extras.reversed.add((ref, f"{reference}/BAYAR-1"))
         self.emit(
             reversed_on,
             {
@@ -856,6 +893,8 @@ class _Generator:
                     "note": "pembayaran ulang",
                 },
             )
+            if extras is not None:
+                extras.payments.append((ref, f"{reference}/BAYAR-2", amount, repaid, "post"))
 
     def bpnt(self, ref: str, limit: int, eligible: Callable[[int], bool]) -> None:
         """BPNT: Rp200,000 allocated monthly, paid every two or three months."""
@@ -1272,13 +1311,18 @@ def generate(
     config: ScenarioConfig,
     out: TextIO,
     progress: Callable[[int], None] | None = None,
+    *,
+    extras: ScenarioExtras | None = None,
 ) -> ScenarioSummary:
     """Write the scenario described by ``config`` to ``out`` as JSON Lines.
 
     ``progress`` is called with the number of lines written so far, every 10,000 lines and
     once at the end. Returns what was written, including every intentional mistake.
+    ``extras``, when given, is filled with the facts the demo's statements need; the file
+    written is the same either way.
     """
     generator = _Generator(config)
+    generator.extras = extras
     generator.programmes()
     generator.households()
     generator.veterans()

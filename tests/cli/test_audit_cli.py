@@ -22,6 +22,7 @@ from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from dinsos_ledger import chain
 from dinsos_ledger.application import Ledger
 from dinsos_ledger.cli import main
 from dinsos_ledger.types import subject_id
@@ -53,7 +54,7 @@ def run(target: str) -> Run:
 def loaded(run: Run) -> Run:
     """``run`` on a ledger holding the field-office fixture."""
     result = run("import", str(FIELD_OFFICE), "--json")
-    assert json.loads(result.stdout) == {"accepted": 59, "duplicates": 1, "rejected": 51}
+    assert json.loads(result.stdout) == {"accepted": 60, "duplicates": 1, "rejected": 55}
     return run
 
 
@@ -115,6 +116,15 @@ def change_amount(target: str, position: int) -> None:
             "AS BLOB) WHERE {pos} = ?"
         )
     tamper(target, sql, (position,))
+
+
+def recompute_chain(target: str) -> None:
+    """Rewrite every chain link from the rows as they are now: the chain has no secret."""
+    with Ledger(target) as ledger:
+        links = list(chain.links_of(ledger.recorder.iter_rows()))
+    tamper(target, "DELETE FROM {chain}", ())
+    for position, digest in links:
+        tamper(target, "INSERT INTO {chain} (position, hash) VALUES (?, ?)", (position, digest))
 
 
 # ----------------------------------------------------------------- verify
@@ -200,15 +210,30 @@ def test_verify_json_of_an_intact_ledger(loaded: Run, target: str) -> None:
 # ----------------------------------------------------------------- checkpoints
 
 
-def _key_env(tmp_path: Path) -> dict[str, str]:
-    return {"DINSOS_LEDGER_SIGNING_KEY": str(tmp_path / "audit" / "signing-key.pem")}
+def signing_key(tmp_path: Path) -> tuple[Path, str]:
+    """The auditors' signing key, made once per test away from the ledger, and its public key."""
+    path = tmp_path / "audit" / "signing-key.pem"
+    if not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        made = CliRunner().invoke(main, ["checkpoint-key", str(path)])
+        assert made.exit_code == 0, made.output
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    assert isinstance(key, Ed25519PrivateKey)
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return path, base64.b64encode(raw).decode()
 
 
 def checkpoint(run: Run, target: str, out: Path, tmp_path: Path) -> Result:
-    """Write a checkpoint; a PostgreSQL ledger gets its key from the environment."""
-    env = _key_env(tmp_path) if target.startswith("postgresql://") else None
-    (tmp_path / "audit").mkdir(exist_ok=True)
-    return run("checkpoint", str(out), env=env)
+    """Write a checkpoint signed with the test's signing key (see :func:`signing_key`)."""
+    del target
+    key, _ = signing_key(tmp_path)
+    return run("checkpoint", str(out), "--key", str(key))
+
+
+def verify_against(run: Run, out: Path, tmp_path: Path, *args: str) -> Result:
+    """``verify --checkpoint OUT --public-key`` pinned to the test's signing key."""
+    _, public = signing_key(tmp_path)
+    return run("verify", "--checkpoint", str(out), "--public-key", public, *args)
 
 
 def test_checkpoint_writes_a_signed_head_that_verify_accepts(
@@ -230,50 +255,122 @@ def test_checkpoint_writes_a_signed_head_that_verify_accepts(
         "signature",
     }
     assert (signed["position"], signed["events"]) == (rows[-1][0], len(rows))
+    assert signed["public_key"] == signing_key(tmp_path)[1]
     created = dt.datetime.fromisoformat(signed["created_at"])
     assert abs(created - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=5)
     assert result.stderr == (
         f"checkpoint: {len(rows)} events, head at position {rows[-1][0]}, "
         f"ledger {signed['ledger']}, signed by {signed['public_key']}\n"
     )
-    verified = loaded("verify", "--checkpoint", str(out))
+    verified = verify_against(loaded, out, tmp_path)
     assert (verified.exit_code, verified.stdout) == (0, f"ok: {len(rows)} events\n")
     assert f"the log extends checkpoint {out}" in verified.stderr
 
 
-@pytest.mark.parametrize("backend", ["sqlite"])
-def test_a_sqlite_ledger_keeps_its_signing_key_beside_the_file(
-    run: Run, target: str, tmp_path: Path
+def test_checkpoint_key_writes_an_owner_only_key_and_prints_its_public_key(
+    tmp_path: Path,
 ) -> None:
-    """TARGET.signing-key.pem, owner-only, created once and reused."""
-    Ledger(target).disconnect()
-    first = run("checkpoint", str(tmp_path / "a.json"))
-    second = run("checkpoint", str(tmp_path / "b.json"))
-    assert first.exit_code == second.exit_code == 0
-    key = Path(target + ".signing-key.pem")
-    assert stat.S_IMODE(key.stat().st_mode) == 0o600
-    a, b = (json.loads((tmp_path / n).read_text()) for n in ("a.json", "b.json"))
-    assert a["public_key"] == b["public_key"]
-    assert a["ledger"] == b["ledger"]
+    """The private key is 0600 PEM, the public key goes to stdout, an existing file is kept."""
+    path = tmp_path / "signing.pem"
+    made = CliRunner().invoke(main, ["checkpoint-key", str(path)])
+    assert made.exit_code == 0
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    assert isinstance(key, Ed25519PrivateKey)
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    assert made.stdout == base64.b64encode(raw).decode() + "\n"
+    before = path.read_bytes()
+    again = CliRunner().invoke(main, ["checkpoint-key", str(path)])
+    assert again.exit_code == 2
+    assert "a signing key is never replaced" in again.stderr
+    assert path.read_bytes() == before
 
 
-@pytest.mark.parametrize("backend", ["postgres"])
-def test_a_postgres_ledger_without_a_signing_key_is_a_usage_error(
+def test_checkpoint_without_a_key_is_a_usage_error_and_creates_no_key(
+    loaded: Run, target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No --key and no $DINSOS_LEDGER_SIGNING_KEY: exit 2, nothing written, nothing beside the ledger."""
+    monkeypatch.delenv("DINSOS_LEDGER_SIGNING_KEY", raising=False)
+    out = tmp_path / "cp.json"
+    result = loaded("checkpoint", str(out))
+    assert result.exit_code == 2
+    assert "a checkpoint needs a signing key kept away from the ledger" in result.stderr
+    assert "Traceback" not in result.output
+    assert not out.exists()
+    if not target.startswith("postgresql://"):
+        assert not Path(target + ".signing-key.pem").exists()
+        beside = {p.name for p in Path(target).parent.iterdir()}
+        assert not any("signing" in name for name in beside)
+
+
+def test_checkpoint_never_creates_a_missing_key_file(
+    loaded: Run, target: str, tmp_path: Path
+) -> None:
+    """A --key path that does not exist is exit 2 naming it; the path stays absent."""
+    missing = tmp_path / "nowhere.pem"
+    result = loaded("checkpoint", str(tmp_path / "cp.json"), "--key", str(missing))
+    assert result.exit_code == 2
+    assert f"key file '{missing}' does not exist" in result.stderr
+    assert not missing.exists()
+    from_env = loaded(
+        "checkpoint", str(tmp_path / "cp.json"), env={"DINSOS_LEDGER_SIGNING_KEY": str(missing)}
+    )
+    assert from_env.exit_code == 2
+    assert not missing.exists()
+    del target
+
+
+def test_import_writes_a_checkpoint_after_each_import(
     run: Run, target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No place beside a database: exit 2 and say how to give a key."""
-    Ledger(target).disconnect()
+    """`import --checkpoint OUT --key FILE` signs the head once the import is recorded."""
     monkeypatch.delenv("DINSOS_LEDGER_SIGNING_KEY", raising=False)
-    result = run("checkpoint", str(tmp_path / "cp.json"))
-    assert result.exit_code == 2
-    assert result.stderr == (
-        "Error: a postgres ledger has no default signing key: "
-        "give --key PATH or set DINSOS_LEDGER_SIGNING_KEY\n"
+    key, _ = signing_key(tmp_path)
+    first = tmp_path / "cp-1.json"
+    result = run("import", str(FIELD_OFFICE), "--checkpoint", str(first), "--key", str(key))
+    assert result.exit_code == 1  # the field-office file has rejects; the import is recorded
+    assert json.loads(first.read_text())["events"] == len(stored(target))
+    assert verify_against(run, first, tmp_path).exit_code == 0
+    more = tmp_path / "more.jsonl"
+    more.write_text(
+        json.dumps(
+            {
+                "id": "more-1",
+                "command": "follow_up",
+                "ref": "KT-HH-0001",
+                "on": "2025-06-01",
+                "actor": "petugas",
+                "outcome": "visited",
+            }
+        )
+        + "\n"
     )
-    assert not (tmp_path / "cp.json").exists()
-    given = run("checkpoint", str(tmp_path / "cp.json"), "--key", str(tmp_path / "k.pem"))
-    assert given.exit_code == 0
-    assert stat.S_IMODE((tmp_path / "k.pem").stat().st_mode) == 0o600
+    second = tmp_path / "cp-2.json"
+    env = {"DINSOS_LEDGER_SIGNING_KEY": str(key)}
+    assert run("import", str(more), "--checkpoint", str(second), env=env).exit_code == 0
+    assert json.loads(second.read_text())["events"] == len(stored(target))
+    for path in (first, second):
+        assert verify_against(run, path, tmp_path).exit_code == 0
+
+
+def test_import_with_a_checkpoint_but_no_key_records_nothing(
+    run: Run, target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A missing key or a taken checkpoint name is exit 2 before a single line is applied."""
+    monkeypatch.delenv("DINSOS_LEDGER_SIGNING_KEY", raising=False)
+    out = tmp_path / "cp.json"
+    no_key = run("import", str(FIELD_OFFICE), "--checkpoint", str(out))
+    assert no_key.exit_code == 2
+    assert "a checkpoint needs a signing key kept away from the ledger" in no_key.stderr
+    key, _ = signing_key(tmp_path)
+    out.write_text("{}")
+    taken = run("import", str(FIELD_OFFICE), "--checkpoint", str(out), "--key", str(key))
+    assert taken.exit_code == 2
+    assert f"{out} exists" in taken.stderr
+    assert run("import", str(FIELD_OFFICE), "--key", str(key)).exit_code == 2
+    assert "Traceback" not in no_key.output + taken.output
+    if not target.startswith("postgresql://"):
+        assert not Path(target).exists() or not stored(target)
 
 
 def test_a_broken_chain_is_not_checkpointed(loaded: Run, target: str, tmp_path: Path) -> None:
@@ -303,15 +400,14 @@ def test_checkpoint_keeps_an_existing_file_unless_forced(
         f"Error: {out} exists: a checkpoint is evidence; choose a new name or give --force\n"
     )
     assert out.read_text() == before
-    env = _key_env(tmp_path) if target.startswith("postgresql://") else None
-    assert loaded("checkpoint", str(out), "--force", env=env).exit_code == 0
+    key, _ = signing_key(tmp_path)
+    assert loaded("checkpoint", str(out), "--force", "--key", str(key)).exit_code == 0
 
 
 def test_checkpoint_to_stdout(loaded: Run, target: str, tmp_path: Path) -> None:
     """`checkpoint -` prints the signed JSON, for piping to storage elsewhere."""
-    env = _key_env(tmp_path) if target.startswith("postgresql://") else None
-    (tmp_path / "audit").mkdir()
-    result = loaded("checkpoint", "-", env=env)
+    key, _ = signing_key(tmp_path)
+    result = loaded("checkpoint", "-", env={"DINSOS_LEDGER_SIGNING_KEY": str(key)})
     assert result.exit_code == 0
     assert json.loads(result.stdout)["events"] == len(stored(target))
 
@@ -323,8 +419,11 @@ def test_a_checkpoint_finds_a_truncated_tail(loaded: Run, target: str, tmp_path:
     head = json.loads(out.read_text())["position"]
     tamper(target, "DELETE FROM {events} WHERE {pos} > ?", (head - 2,))
     tamper(target, "DELETE FROM {chain} WHERE position > ?", (head - 2,))
+    # The projections still hold the cut events: a careful attacker rebuilds them too.
+    assert loaded("verify").exit_code == 1
+    assert loaded("rebuild").exit_code == 0
     assert loaded("verify").exit_code == 0
-    result = loaded("verify", "--checkpoint", str(out))
+    result = verify_against(loaded, out, tmp_path)
     assert result.exit_code == 1
     assert result.stdout.startswith(f"truncated at position {head}: chain ends at position ")
 
@@ -338,13 +437,13 @@ def test_a_checkpoint_edited_after_signing_fails_verification(
     signed = json.loads(out.read_text())
     signed["events"] -= 1
     out.write_text(json.dumps(signed))
-    result = loaded("verify", "--checkpoint", str(out))
+    result = verify_against(loaded, out, tmp_path)
     assert result.exit_code == 1
     assert result.stdout == (
         "checkpoint: checkpoint signature does not verify: a field was changed after signing\n"
     )
     assert result.stderr == f"Error: checkpoint {out} cannot be trusted\n"
-    as_json = loaded("verify", "--checkpoint", str(out), "--json")
+    as_json = verify_against(loaded, out, tmp_path, "--json")
     assert as_json.exit_code == 1
     assert json.loads(as_json.stdout)["finding"]["kind"] == "checkpoint"
 
@@ -375,14 +474,90 @@ def test_a_pinned_public_key_must_have_signed_the_checkpoint(
         )
 
 
+def test_an_unpinned_checkpoint_is_refused_even_with_a_valid_signature(
+    loaded: Run, target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An attacker re-signs a rewritten chain with their own key: without a pin it proves nothing."""
+    monkeypatch.delenv("DINSOS_LEDGER_TRUSTED_KEYS", raising=False)
+    attacker = tmp_path / "attacker.pem"
+    assert CliRunner().invoke(main, ["checkpoint-key", str(attacker)]).exit_code == 0
+    out = tmp_path / "forged.json"
+    assert loaded("checkpoint", str(out), "--key", str(attacker)).exit_code == 0
+    signer = json.loads(out.read_text())["public_key"]
+    result = loaded("verify", "--checkpoint", str(out))
+    assert result.exit_code == 1
+    assert result.stdout == (
+        f"checkpoint: checkpoint is signed by {signer}, which is not pinned: give --public-key "
+        "KEY or list the key in the file named by $DINSOS_LEDGER_TRUSTED_KEYS "
+        "(a checkpoint signed by an unknown key proves nothing)\n"
+    )
+    assert "Traceback" not in result.output
+    del target
+
+
+def test_a_trusted_keys_file_pins_the_signers(loaded: Run, target: str, tmp_path: Path) -> None:
+    """$DINSOS_LEDGER_TRUSTED_KEYS lists the keys (comments allowed); others are refused."""
+    out = tmp_path / "cp.json"
+    assert checkpoint(loaded, target, out, tmp_path).exit_code == 0
+    _, public = signing_key(tmp_path)
+    other = base64.b64encode(
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    ).decode()
+    trusted = tmp_path / "trusted-keys"
+    trusted.write_text(
+        f"# auditors of Dinas Sosial\n\n{other} inspektorat\n{public} dinsos-audit\n"
+    )
+    env = {"DINSOS_LEDGER_TRUSTED_KEYS": str(trusted)}
+    accepted = loaded("verify", "--checkpoint", str(out), env=env)
+    assert accepted.exit_code == 0, accepted.output
+    trusted.write_text(f"{other} inspektorat\n")
+    refused = loaded("verify", "--checkpoint", str(out), env=env)
+    assert refused.exit_code == 1
+    assert "which is not among the trusted keys of $DINSOS_LEDGER_TRUSTED_KEYS" in refused.stdout
+    trusted.write_text("not-a-key\n")
+    broken = loaded("verify", "--checkpoint", str(out), env=env)
+    assert broken.exit_code == 2
+    assert f"trusted keys file {trusted}, line 1: 'public key' must be base64" in broken.stderr
+    missing = loaded(
+        "verify", "--checkpoint", str(out), env={"DINSOS_LEDGER_TRUSTED_KEYS": str(tmp_path / "x")}
+    )
+    assert missing.exit_code == 2
+    assert "cannot read the trusted keys file" in missing.stderr
+
+
+def test_a_rewritten_and_re_signed_ledger_fails_against_the_pinned_checkpoint(
+    loaded: Run, target: str, tmp_path: Path
+) -> None:
+    """Rewriting a row and recomputing the whole chain passes plain verify, not the pinned checkpoint."""
+    out = tmp_path / "cp.json"
+    assert checkpoint(loaded, target, out, tmp_path).exit_code == 0
+    position = position_of(target, "KT-HH-0001", 5)
+    change_amount(target, position)
+    recompute_chain(target)
+    assert loaded("verify").exit_code == 1  # the stored balances no longer match the events
+    assert loaded("rebuild").exit_code == 0
+    assert loaded("verify").exit_code == 0  # chain and projections recomputed: all consistent
+    attacker = tmp_path / "attacker.pem"
+    assert CliRunner().invoke(main, ["checkpoint-key", str(attacker)]).exit_code == 0
+    forged = tmp_path / "forged.json"
+    assert loaded("checkpoint", str(forged), "--key", str(attacker)).exit_code == 0
+    for path in (out, forged):
+        result = verify_against(loaded, path, tmp_path)
+        assert result.exit_code == 1, path
+
+
 def test_a_checkpoint_of_another_ledger_is_refused(loaded: Run, tmp_path: Path) -> None:
     """A checkpoint is checked only against the ledger it names."""
     other_db = str(tmp_path / "other.sqlite")
     runner = CliRunner()
     runner.invoke(main, ["--db", other_db, "import", str(FIELD_OFFICE)])
     out = tmp_path / "other-cp.json"
-    assert runner.invoke(main, ["--db", other_db, "checkpoint", str(out)]).exit_code == 0
-    result = loaded("verify", "--checkpoint", str(out))
+    key, _ = signing_key(tmp_path)
+    signed = runner.invoke(main, ["--db", other_db, "checkpoint", str(out), "--key", str(key)])
+    assert signed.exit_code == 0
+    result = verify_against(loaded, out, tmp_path)
     assert result.exit_code == 1
     theirs = json.loads(out.read_text())["ledger"]
     assert result.stdout.startswith(f"checkpoint: the checkpoint is of ledger {theirs}, but ")
@@ -478,13 +653,15 @@ def test_history_text_prints_one_line_per_event(loaded: Run) -> None:
     """Text output: `vN  DATE  TYPE  by ACTOR  [COMMAND-ID]  recorded …  fields`."""
     result = loaded("history", "KT-HH-0001")
     lines = result.stdout.splitlines()
-    assert len(lines) == 8
+    assert len(lines) == 9
     assert re.fullmatch(
         r"v1 +2025-01-06  registered +by petugas\.sangatta  \[ktm-0001\]  recorded \S+\+00:00"
         r"  ref=KT-HH-0001 region=64\.08\.04\.2001 members=4",
         lines[0],
     )
     assert "programme=PKH amount=750000 reference=SP2D/2025/01/0001 channel=bank" in lines[4]
+    assert "disbursement_confirmed" in lines[8]
+    assert "channel_ref=BRI/2025/01/88121" in lines[8]
 
 
 def test_history_of_an_unknown_ref_exits_1(loaded: Run) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from click.testing import CliRunner, Result
 
 from dinsos_ledger.application import Ledger
 from dinsos_ledger.cli import main
-from dinsos_ledger.demo import DEMO_FILES, MARKER_FILE
+from dinsos_ledger.demo import DEMO_FILES, MARKER_FILE, run_demo
 
 from tests.unit.test_report_render import chart_svgs, page_problems
 
@@ -197,3 +198,20 @@ def test_the_report_verb_says_when_it_cannot_write(tmp_path: Path) -> None:
     result = run("--db", str(tmp_path / "l.sqlite"), "report", str(blocker / "out"))
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: cannot write the report")
+
+
+def test_the_demo_reconciles_statements_and_leaves_findings_to_audit(tmp_path: Path) -> None:
+    """Statements are reconciled with exactly their planted mistakes; findings are not empty."""
+    result = run_demo(tmp_path / "demo", households=60, end=dt.date(2026, 6, 30))
+    assert result.rejects_match, result.mismatches
+    bank = result.reconciled["bank"]
+    assert bank.accepted > 0
+    assert bank.accepted == result.statements["bank"].accepted
+    header = (tmp_path / "demo" / "statement-bank.csv").read_text().splitlines()[0]
+    assert header.startswith("channel_ref,reference,ref,amount,status,date")
+    with Ledger(str(result.ledger)) as ledger:
+        codes = {f.code for f in ledger.projections.findings(dt.date(2026, 6, 30))}
+        assert {"shared_nik", "shared_family_card", "negative_balance"} <= codes
+        assert {"activity_after_close", "unconfirmed_payment"} <= codes
+        rows = ledger.projections.reconciliation(dt.date(2026, 6, 30))
+        assert sum(r.confirmed_count for r in rows) > sum(r.unconfirmed_count for r in rows)

@@ -47,7 +47,7 @@ def loaded(target: str) -> str:
     """A ledger holding the field-office fixture (59 events)."""
     with Ledger(target) as ledger:
         report = import_files(ledger, [FIELD_OFFICE], on_reject=lambda _: None)
-        assert report.accepted == 59
+        assert report.accepted == 60
     return target
 
 
@@ -300,7 +300,7 @@ def test_a_writer_role_imports_and_a_reader_role_verifies(
         conn.execute(grants)  # type: ignore[call-overload]
     with Ledger(_as(target, writer)) as ledger:
         report = import_files(ledger, [FIELD_OFFICE], on_reject=lambda _: None)
-        assert report.accepted == 59
+        assert report.accepted == 60
     with psycopg.connect(_as(target, writer).split("?")[0], autocommit=True) as conn:
         for statement in ("UPDATE {t} SET {c} = {c}", "DELETE FROM {t}", "TRUNCATE {t}"):
             for table, column in (("ledger_events", "topic"), ("dinsos_chain", "hash")):

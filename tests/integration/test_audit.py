@@ -7,6 +7,7 @@ property over every single-row alteration runs on SQLite.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import json
@@ -97,9 +98,9 @@ class Raw:
 
 
 def load_field_office(ledger: Ledger) -> None:
-    """Import the field-office fixture (59 accepted commands)."""
+    """Import the field-office fixture (60 accepted commands)."""
     report = import_files(ledger, [FIELD_OFFICE], on_reject=lambda _: None)
-    assert report.accepted == 59
+    assert report.accepted == 60
 
 
 def position_of(ledger: Ledger, ref: str, version: int) -> int:
@@ -138,7 +139,8 @@ def checkpoint_of(ledger: Ledger) -> chain.Checkpoint:
     """A signed checkpoint of the ledger's head, read back as an auditor would."""
     key = Ed25519PrivateKey.generate()
     _, signed = audit.make_checkpoint(ledger, key)
-    return audit.load_checkpoint(json.loads(json.dumps(signed)))
+    pinned = base64.b64decode(chain.public_key_text(key))
+    return audit.load_checkpoint(json.loads(json.dumps(signed)), pinned)
 
 
 # ----------------------------------------------------------------- intact ledgers

@@ -180,7 +180,7 @@ def test_after_forget_no_reachable_copy_opens_the_personal_data(
 ) -> None:
     """The key row is gone; a fresh ledger on the same store opens nothing; ciphertext stays."""
     report = import_files(ledger, [DATA / "field_office.jsonl"], on_reject=lambda _: None)
-    assert report.accepted == 59
+    assert report.accepted == 60
     ref, sid = "KT-HH-0002", subject_id("KT-HH-0002")
     wrapped = ledger.recorder.select_wrapped_key(sid)  # type: ignore[attr-defined]
     assert wrapped is not None

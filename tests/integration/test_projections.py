@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from dinsos_ledger.aggregates import Household
 from dinsos_ledger.aggregates.base import Account
 from dinsos_ledger.application import Ledger
+from dinsos_ledger.findings import today_in_wita
 from dinsos_ledger.privacy import MasterKey
 from dinsos_ledger.projections.builtin import ContactsProjection, MoneyProjection
 from dinsos_ledger.projections.engine import (
@@ -37,14 +38,24 @@ from dinsos_ledger.projections.engine import (
 )
 from dinsos_ledger.projections.views import WINDOW_DAYS, Projections
 
-from tests.model import Model
+from tests.model import Model, model_findings, model_reconciliation
 from tests.strategies import DEFAULT_POOLS, command_lists, registrations
 
 ROOT = Path(__file__).resolve().parents[2]
 
 FIELD_OFFICE = ROOT / "tests" / "data" / "field_office.jsonl"
 D = date.fromisoformat
-BUILTIN_TABLES = (SubjectsProjection.table, MoneyProjection.table, ContactsProjection.table)
+BUILTIN_TABLES = (
+    SubjectsProjection.table,
+    MoneyProjection.table,
+    ContactsProjection.table,
+    # Reconciliation and findings.
+    "proj_payments",
+    "proj_closures",
+    "proj_not_found",
+    "proj_future",
+    "proj_shared",
+)
 
 
 def cmd(n: str, verb: str, ref: str, on: str, **fields: Any) -> dict[str, Any]:
@@ -327,11 +338,33 @@ def check_agreement(
             timelines = projections.continuity(as_of)
             assert [t.to_json() for t in timelines] == model.continuity(as_of)
             check_intervals(ledger, timelines, as_of)
+        check_findings_and_reconciliation(projections, model, dates)
 
         report = projections.rebuild()
-        assert report.names == ("subjects", "money", "contacts")
+        assert report.names == ("subjects", "money", "contacts", "reconciliation", "findings")
         assert report.events == projections.engine.head()
         assert snapshot(ledger) == incremental
+        check_findings_and_reconciliation(projections, model, dates)
+
+
+def check_findings_and_reconciliation(
+    projections: Projections, model: Model, dates: list[date]
+) -> None:
+    """Findings (but future_dated) and reconciliation equal the model's.
+
+    With no as-of date and as of each of ``dates`` (SPEC 8, 9); the model has no recorded
+    times, so it cannot tell future-dated events.
+    """
+    today = today_in_wita()
+    for as_of in [None, *dates]:
+        found = [
+            {k: v for k, v in f.to_json().items() if k != "message"}
+            for f in projections.findings(as_of)
+            if f.code != "future_dated"
+        ]
+        assert found == model_findings(model, as_of, as_of or today), as_of
+        rows = [r.to_json() for r in projections.reconciliation(as_of)]
+        assert rows == model_reconciliation(model, as_of), as_of
 
 
 def check_intervals(ledger: Ledger, timelines: list[Any], as_of: date) -> None:
@@ -741,7 +774,13 @@ def test_a_crash_part_way_through_a_page_rolls_back_every_projection(
     monkeypatch.setattr(Writer, "insert", failing)
     with pytest.raises(_Boom):
         projections.rebuild(["money", "contacts"])
-    assert projections.positions() == {"subjects": 63, "money": 25, "contacts": 25}
+    assert projections.positions() == {
+        "subjects": 64,
+        "money": 25,
+        "contacts": 25,
+        "reconciliation": 64,
+        "findings": 64,
+    }
     with projections.engine.reading() as reader:  # a plain read: query() would catch up
         for name in (MoneyProjection.table, ContactsProjection.table):
             kept = reader.all(f"SELECT position FROM {name}")
@@ -749,7 +788,7 @@ def test_a_crash_part_way_through_a_page_rolls_back_every_projection(
             assert all(row[0] <= 25 for row in kept), name
 
     monkeypatch.setattr(Writer, "insert", original)
-    assert projections.catch_up() == 63 - 25
+    assert projections.catch_up() == 64 - 25
     assert snapshot(ledger) == clean
     assert [r.to_json() for r in projections.balances()] == model.balances(None)
 
@@ -805,7 +844,7 @@ def test_an_interrupted_rebuild_resumes_where_it_stopped(
     monkeypatch.setattr(MoneyProjection, "handle_raw", failing)
     with pytest.raises(_Boom):
         projections.rebuild()
-    assert projections.positions() == {"subjects": 40, "money": 40, "contacts": 40}
+    assert set(projections.positions().values()) == {40}
     monkeypatch.setattr(MoneyProjection, "handle_raw", original)
     projections.catch_up()
     assert snapshot(ledger) == clean
@@ -887,7 +926,7 @@ def test_events_streams_every_event_in_position_order(ledger: Ledger) -> None:
     everything = list(ledger.events(page=7))
     positions = [p for p, _ in everything]
     assert positions == sorted(positions)
-    assert len(set(positions)) == len(positions) == 63
+    assert len(set(positions)) == len(positions) == 64
     assert isinstance(everything[0][1], Household.Registered)
     assert everything[0][1].ref == "KT-HH-0001"
     assert list(ledger.events(after=positions[60], page=2)) == everything[61:]
@@ -949,7 +988,14 @@ def test_a_custom_projection_shares_tracking_catch_up_and_rebuild(ledger: Ledger
     import_files(ledger, [FIELD_OFFICE], on_reject=lambda _: None)
     projections = Projections(ledger, page_size=4)
     projections.register(PaymentsPerChannel())
-    assert projections.names == ("subjects", "money", "contacts", "payments_per_channel")
+    assert projections.names == (
+        "subjects",
+        "money",
+        "contacts",
+        "reconciliation",
+        "findings",
+        "payments_per_channel",
+    )
     projections.catch_up()
     # Field office: 8 disbursements, of which bank 750,000, cash 200,000 and post 750,000
     # were reversed.

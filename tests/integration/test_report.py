@@ -312,6 +312,21 @@ def test_the_report_renders_in_headless_chromium(demo_dir: Path, tmp_path: Path)
     assert shot.stat().st_size > 20_000  # a blank page is a few kilobytes
 
 
+def test_the_demo_report_has_findings_and_reconciliation_without_personal_data(
+    demo_dir: Path,
+) -> None:
+    """Both sections are there, in Indonesian, with no NIK or name of the late entries."""
+    page = (demo_dir / "report" / "index.html").read_text(encoding="utf-8")
+    assert '<section id="findings"><h2>Temuan audit</h2>' in page
+    assert '<section id="reconciliation"><h2>Rekonsiliasi penyaluran</h2>' in page
+    assert "NIK ganda" in page
+    assert "saldo negatif" in page
+    assert "Penyaluran tertua yang belum dikonfirmasi" in page
+    secrets = _personal_data(demo_dir / "late-entries.jsonl")
+    assert secrets
+    assert not [s for s in secrets if s.isdigit() and s in page]
+
+
 def test_the_demo_report_shows_the_programmes_and_bpnt_widened_after_the_flood(
     demo_dir: Path,
 ) -> None:

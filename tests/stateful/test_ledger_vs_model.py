@@ -34,11 +34,12 @@ from hypothesis.stateful import (
 
 from dinsos_ledger.application import Ledger, Outcome
 from dinsos_ledger.errors import UnknownSubject
+from dinsos_ledger.findings import today_in_wita
 from dinsos_ledger.importer import read_commands
 from dinsos_ledger.privacy import MasterKey
 from dinsos_ledger.projections.programmes import programmes
 
-from tests.model import Model
+from tests.model import Model, model_findings, model_reconciliation
 from tests.strategies import Pools, commands, hostile_lines, programme_stories, registrations
 
 #: The default pools with more enrolment refs, so that cohorts fill up and households re-enrol.
@@ -164,7 +165,7 @@ class LedgerVsModel(RuleBasedStateMachine):
 
     @rule(
         target=sent,
-        verb=st.sampled_from(("allocate", "disburse", "reverse")),
+        verb=st.sampled_from(("allocate", "disburse", "reverse", "confirm")),
         ref=st.sampled_from(POOLS.households + POOLS.veterans + POOLS.cohorts),
         programme=st.sampled_from(POOLS.programmes[:2]),
         amount=st.sampled_from(POOLS.payments),
@@ -191,11 +192,27 @@ class LedgerVsModel(RuleBasedStateMachine):
         }
         if verb == "reverse":
             command |= {"reference": reference, "reason": "dana kembali"}
+        elif verb == "confirm":
+            # Mostly the amount the channel should report, so confirmations succeed.
+            paid = self._paid(ref, reference)
+            command |= {
+                "reference": reference,
+                "amount": paid if paid is not None and shift % 5 else amount,
+                "channel_ref": f"BRI-{shift}",
+            }
         else:
             command |= {"programme": programme, "amount": amount, "reference": reference}
-            command |= {"period": "2025-01"} if verb == "allocate" else {"channel": "bank"}
+            channel = ("bank", "post", "cash")[shift % 3]
+            command |= {"period": "2025-01"} if verb == "allocate" else {"channel": channel}
         self._agree(command, self.ledger.execute(command))
         return command
+
+    def _paid(self, ref: str, reference: str) -> int | None:
+        subject = self.model.subjects.get(ref)
+        for d in subject.disbursements if subject else ():
+            if d.reference == reference:
+                return d.amount
+        return None
 
     @rule(
         target=sent,
@@ -277,6 +294,20 @@ class LedgerVsModel(RuleBasedStateMachine):
         """Close the ledger and open it again on the same store."""
         self.ledger.disconnect()
         self.ledger = Ledger(self.target, master_key=self.key)
+
+    @invariant()
+    def findings_and_reconciliation_agree(self) -> None:
+        """Findings (but future_dated) and reconciliation agree with the model's."""
+        today = today_in_wita()
+        for as_of in (None, POOLS.start + timedelta(days=20)):
+            got = [
+                {k: v for k, v in f.to_json().items() if k != "message"}
+                for f in self.ledger.projections.findings(as_of)
+                if f.code != "future_dated"
+            ]
+            assert got == model_findings(self.model, as_of, as_of or today), as_of
+            rows = [row.to_json() for row in self.ledger.projections.reconciliation(as_of)]
+            assert rows == model_reconciliation(self.model, as_of), as_of
 
     @invariant()
     def every_subject_agrees(self) -> None:

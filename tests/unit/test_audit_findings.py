@@ -14,7 +14,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dinsos_ledger import audit, chain
-from dinsos_ledger.storage import parse_target
 
 # ----------------------------------------------------------------- findings
 
@@ -201,7 +200,6 @@ def test_a_checkpoint_is_loaded_only_with_the_pinned_key() -> None:
         ledger="x",
     )
     signed = chain.sign_checkpoint(checkpoint, key)
-    assert audit.load_checkpoint(signed) == checkpoint
     assert audit.load_checkpoint(signed, _public_raw(key)) == checkpoint
     with pytest.raises(chain.CheckpointError, match="pinned key"):
         audit.load_checkpoint(signed, _public_raw(other))
@@ -210,23 +208,40 @@ def test_a_checkpoint_is_loaded_only_with_the_pinned_key() -> None:
 # ----------------------------------------------------------------- signing key paths
 
 
-def test_the_signing_key_path_prefers_the_option_then_the_environment(
+def test_the_signing_key_path_is_the_option_then_the_environment_and_never_beside_the_ledger(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """--key, then DINSOS_LEDGER_SIGNING_KEY, then TARGET.signing-key.pem beside SQLite."""
-    target = parse_target("/srv/dinsos/ledger.sqlite")
+    """--key, then DINSOS_LEDGER_SIGNING_KEY, else none: there is no default place."""
     monkeypatch.delenv("DINSOS_LEDGER_SIGNING_KEY", raising=False)
-    assert audit.signing_key_path(target) == Path("/srv/dinsos/ledger.sqlite.signing-key.pem")
+    assert audit.signing_key_path() is None
     monkeypatch.setenv("DINSOS_LEDGER_SIGNING_KEY", "/etc/dinsos/audit.pem")
-    assert audit.signing_key_path(target) == Path("/etc/dinsos/audit.pem")
+    assert audit.signing_key_path() == Path("/etc/dinsos/audit.pem")
     # Only a path string: no file is made there.
-    assert audit.signing_key_path(target, "/tmp/k.pem") == Path("/tmp/k.pem")  # noqa: S108
+    assert audit.signing_key_path("/tmp/k.pem") == Path("/tmp/k.pem")  # noqa: S108
 
 
-def test_postgres_and_memory_ledgers_have_no_default_signing_key(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Without a file beside the database there is no default place for the key."""
-    monkeypatch.delenv("DINSOS_LEDGER_SIGNING_KEY", raising=False)
-    assert audit.signing_key_path(parse_target("postgresql://dinsos@db:5432/ledger")) is None
-    assert audit.signing_key_path(parse_target(":memory:")) is None
+def test_a_checkpoint_must_be_pinned_or_trusted() -> None:
+    """No pin and no trusted keys refuses even a well-signed checkpoint; a trusted key passes."""
+    key, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    checkpoint = chain.Checkpoint(
+        position=1,
+        head_hash="00" * 32,
+        events=1,
+        created_at="2025-06-30T09:00:00+00:00",
+        ledger="x",
+    )
+    signed = chain.sign_checkpoint(checkpoint, key)
+    with pytest.raises(chain.CheckpointError, match="which is not pinned"):
+        audit.load_checkpoint(signed)
+    assert audit.load_checkpoint(signed, trusted={_public_raw(key)}) == checkpoint
+    with pytest.raises(chain.CheckpointError, match="not among the trusted keys"):
+        audit.load_checkpoint(signed, trusted={_public_raw(other)})
+
+
+def test_a_trusted_keys_file_reads_keys_with_comments_and_names_a_bad_line() -> None:
+    """One base64 key per line, optionally named; blank and # lines ignored."""
+    key = Ed25519PrivateKey.generate()
+    text = f"# auditors\n\n{chain.public_key_text(key)} inspektorat daerah\n"
+    assert audit.read_trusted_keys(text) == {_public_raw(key)}
+    with pytest.raises(ValueError, match="trusted keys, line 2: 'public key' must be base64"):
+        audit.read_trusted_keys(f"{chain.public_key_text(key)}\nAAAA\n")

@@ -21,9 +21,10 @@ from dinsos_ledger.chain import (
     CheckpointError,
     Finding,
     check_chain,
+    generate_signing_key,
     link,
     links_of,
-    load_or_create_signing_key,
+    load_signing_key,
     read_checkpoint,
     sign_checkpoint,
 )
@@ -441,14 +442,16 @@ def test_a_checkpoint_missing_a_field_is_refused() -> None:
         read_checkpoint(signed)
 
 
-def test_signing_key_is_created_owner_only_and_reloads_equal(tmp_path: pathlib.Path) -> None:
-    """The signing key file is PEM PKCS#8, mode 0600, and reloads as the same key."""
+def test_signing_key_is_generated_owner_only_and_reloads_equal(tmp_path: pathlib.Path) -> None:
+    """The signing key file is PEM PKCS#8, mode 0600, reloads as the same key, is never replaced."""
     path = tmp_path / "ledger.signing.pem"
-    key = load_or_create_signing_key(path)
+    key = generate_signing_key(path)
     assert path.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
     if os.name == "posix":
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    again = load_or_create_signing_key(path)
+    with pytest.raises(FileExistsError):
+        generate_signing_key(path)
+    again = load_signing_key(path)
     signed = sign_checkpoint(_checkpoint(1, bytes(32), 1), key)
     assert read_checkpoint(signed, expected_public_key=again.public_key())
 
@@ -459,7 +462,15 @@ def test_a_signing_key_file_that_is_not_a_key_is_refused(tmp_path: pathlib.Path)
     path.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n")
     path.chmod(0o600)
     with pytest.raises(KeyFileError, match=r"garbled\.pem"):
-        load_or_create_signing_key(path)
+        load_signing_key(path)
+
+
+def test_a_missing_signing_key_is_refused_and_not_created(tmp_path: pathlib.Path) -> None:
+    """Loading never creates a key: a missing file is a KeyFileError and stays missing."""
+    path = tmp_path / "absent.pem"
+    with pytest.raises(KeyFileError, match="does not exist"):
+        load_signing_key(path)
+    assert not path.exists()
 
 
 @given(

@@ -46,6 +46,10 @@ TOPICS = (
     "dinsos_ledger.aggregates.enrolment:Enrolment.Completed",
     "dinsos_ledger.aggregates.enrolment:Enrolment.Withdrawn",
     "dinsos_ledger.aggregates.enrolment:Enrolment.FollowedUp",
+    # Confirmations by the payment channels (reconciliation).
+    "dinsos_ledger.aggregates.household:Household.DisbursementConfirmed",
+    "dinsos_ledger.aggregates.veteran:Veteran.DisbursementConfirmed",
+    "dinsos_ledger.aggregates.cohort:TrainingCohort.DisbursementConfirmed",
     "dinsos_ledger.aggregates.programme:Programme.Defined",
     "dinsos_ledger.aggregates.programme:Programme.Amended",
 )
@@ -171,6 +175,14 @@ def _story() -> list[dict[str, Any]]:
                 "amount": 500_000,
                 "reference": "D-1",
                 "channel": "bank",
+            },
+            {
+                "command": "confirm",
+                "ref": ref,
+                "on": "2025-01-10",
+                "reference": "D-1",
+                "amount": 500_000,
+                "channel_ref": "BRI-1",
             },
             {
                 "command": "reverse",

@@ -122,6 +122,18 @@ def reverse(ref: str = "HH-1", reference: str = "D-1", on: str = "2025-01-28") -
     return command("reverse", ref, on, reference=reference, reason="dana kembali")
 
 
+def confirm(
+    ref: str = "HH-1",
+    reference: str = "D-1",
+    on: str = "2025-01-29",
+    amount: int = 500_000,
+) -> dict[str, Any]:
+    """The payment channel confirms a payment (of PAID's amount by default)."""
+    return command(
+        "confirm", ref, on, reference=reference, amount=amount, channel_ref="BRI/2025/01/88121"
+    )
+
+
 def follow_up(
     ref: str = "HH-1", on: str = "2025-02-10", outcome: str = "visited"
 ) -> dict[str, Any]:
@@ -331,6 +343,42 @@ CASES = [
     pytest.param(
         [*PAID, reverse()], reverse(on="2025-01-29"), "already_reversed", id="already_reversed"
     ),
+    pytest.param(PAID, confirm(), None, id="confirm"),
+    pytest.param([*PAID, confirm()], reverse(), None, id="reverse-of-a-confirmed-payment"),
+    pytest.param([*PAID, close()], confirm(), None, id="confirm-on-a-closed-household"),
+    pytest.param(
+        [*PAID, close(), forget()],
+        confirm(on="2025-04-05"),
+        "closed",
+        id="closed-confirm-forgotten",
+    ),
+    pytest.param(ENROLLED, confirm("EN-1"), "not_applicable", id="not_applicable-confirm"),
+    pytest.param(
+        PAID, confirm(on="2025-01-01"), "before_registration", id="before_registration-confirm"
+    ),
+    pytest.param(
+        PAID, confirm(reference="D-9"), "unknown_reference", id="unknown_reference-confirm"
+    ),
+    pytest.param(
+        PAID, confirm(reference="A-1"), "unknown_reference", id="unknown_reference-confirm-alloc"
+    ),
+    pytest.param([*PAID, reverse()], confirm(), "already_reversed", id="already_reversed-confirm"),
+    pytest.param(
+        [*PAID, confirm()], confirm(on="2025-02-03"), "already_confirmed", id="already_confirmed"
+    ),
+    pytest.param(PAID, confirm(amount=499_999), "amount_mismatch", id="amount_mismatch"),
+    pytest.param(
+        [*PAID, confirm(), reverse()],
+        confirm(amount=1),
+        "already_reversed",
+        id="already_reversed-before-already_confirmed",
+    ),
+    pytest.param(
+        [*PAID, confirm()],
+        confirm(amount=1),
+        "already_confirmed",
+        id="already_confirmed-before-amount_mismatch",
+    ),
     pytest.param(FULL, enrol("EN-3", household_ref="HH-3"), "cohort_full", id="cohort_full"),
     pytest.param(ENROLLED, enrol("EN-2"), "already_enrolled", id="already_enrolled"),
     pytest.param(
@@ -379,6 +427,8 @@ def test_every_error_code_of_the_spec_has_a_story() -> None:
         "duplicate_reference",
         "unknown_reference",
         "already_reversed",
+        "already_confirmed",
+        "amount_mismatch",
         "cohort_full",
         "already_enrolled",
         "outside_cohort_dates",
@@ -956,3 +1006,42 @@ def test_a_refusal_message_holds_no_personal_data(ledger: Ledger) -> None:
     assert messages
     for secret in ("6408040101250001", "6408041203820001", "Rahmat", "6408050807450001", "Sudarmo"):
         assert secret not in messages
+
+
+def test_a_confirmation_changes_no_balance_and_is_no_contact(ledger: Ledger) -> None:
+    """confirm marks the payment confirmed; balances and the timeline stay as they were."""
+    for item in scenario(PAID):
+        ledger.execute(item)
+    before = ledger.projections.balances()
+    contacts = [t.last_contact_on for t in ledger.projections.continuity()]
+    assert ledger.execute(confirm(on="2025-03-01")).accepted
+    assert ledger.projections.balances() == before
+    assert [t.last_contact_on for t in ledger.projections.continuity()] == contacts
+    assert ledger.get("HH-1").payments["D-1"].confirmed_on.isoformat() == "2025-03-01"
+
+
+def test_the_typed_api_confirms_and_raises_the_rules_error(memory_ledger: Ledger) -> None:
+    """Ledger.confirm is a typed method like the others; a refusal raises its error class."""
+    for item in scenario(PAID):
+        memory_ledger.execute(item)
+    with pytest.raises(errors.AmountMismatch, match="500000"):
+        memory_ledger.confirm(
+            ref="HH-1", on="2025-01-29", actor="a", reference="D-1", amount=1, channel_ref="B-1"
+        )
+    outcome = memory_ledger.confirm(
+        ref="HH-1", on="2025-01-29", actor="a", reference="D-1", amount=500_000, channel_ref="B-1"
+    )
+    assert outcome.accepted
+    with pytest.raises(errors.AlreadyConfirmed):
+        memory_ledger.confirm(
+            ref="HH-1", on="2025-01-30", actor="a", reference="D-1", amount=500_000, channel_ref="B"
+        )
+
+
+def test_a_snapshot_taken_before_confirmations_existed_still_loads() -> None:
+    """A stored payment without ``confirmed_on`` reads as not confirmed."""
+    from dinsos_ledger.aggregates.base import Payment
+    from dinsos_ledger.codec import converter
+
+    old = {"programme": "PKH", "amount": 5, "on": "2025-01-02", "reversed_on": None}
+    assert converter.structure(old, Payment).confirmed_on is None

@@ -17,7 +17,9 @@ from eventsourcing.domain import Aggregate
 from dinsos_ledger.aggregates.rules import AllocationRule
 from dinsos_ledger.balances import disbursement_counts
 from dinsos_ledger.errors import (
+    AlreadyConfirmed,
     AlreadyReversed,
+    AmountMismatch,
     BeforeRegistration,
     Closed,
     DuplicateReference,
@@ -73,12 +75,16 @@ class Grant:
 
 @attrs.frozen
 class Payment:
-    """A disbursement as the subject's account keeps it; ``reversed_on`` once reversed."""
+    """A disbursement as the subject's account keeps it.
+
+    ``reversed_on`` once reversed; ``confirmed_on`` once the payment channel confirmed it.
+    """
 
     programme: str
     amount: int
     on: date
     reversed_on: date | None = None
+    confirmed_on: date | None = None
 
 
 class Subject(Aggregate):
@@ -224,6 +230,21 @@ class Account(Subject):
             aggregate.payments[self.reference.value] = attrs.evolve(payment, reversed_on=self.on)
             aggregate.outstanding[payment.programme] += payment.amount
 
+    class DisbursementConfirmed(Subject.Event):
+        """The payment channel reported an earlier disbursement credited (SPEC section 9).
+
+        Not a contact, and no change of balance: it only says the money arrived.
+        """
+
+        reference: Reference
+        amount: Rupiah
+        channel_ref: Reference
+
+        def apply(self, aggregate: Any) -> None:
+            """Mark the payment confirmed."""
+            payment: Payment = aggregate.payments[self.reference.value]
+            aggregate.payments[self.reference.value] = attrs.evolve(payment, confirmed_on=self.on)
+
     def init_account(self) -> None:
         """Start with no money (called by the creation event)."""
         self.grants = {}
@@ -323,10 +344,47 @@ class Account(Subject):
         )
 
     def reverse(self, stamp: Stamp, reference: Reference, reason: str) -> None:
-        """Reverse the disbursement recorded under ``reference``."""
+        """Reverse the disbursement recorded under ``reference`` (confirmed or not)."""
         self.check_open("reverse")
         self.check_not_before_registration(stamp.on)
-        payment = self.payments.get(reference.value)
+        self._payment_not_reversed(reference)
+        self.trigger_event(
+            self.DisbursementReversed,
+            reference=reference,
+            reason=reason,
+            **self.stamp_kwargs(stamp),
+        )
+
+    def confirm(
+        self, stamp: Stamp, reference: Reference, amount: Rupiah, channel_ref: Reference
+    ) -> None:
+        """Record that the payment channel credited the disbursement under ``reference``."""
+        self.check_open("confirm")
+        self.check_not_before_registration(stamp.on)
+        payment = self._payment_not_reversed(reference)
+        if payment.confirmed_on is not None:
+            msg = (
+                f"disbursement {reference.value!r} of {self.ref} was already confirmed "
+                f"on {payment.confirmed_on.isoformat()}"
+            )
+            raise AlreadyConfirmed(msg)
+        if amount.amount != payment.amount:
+            msg = (
+                f"'amount' must equal disbursement {reference.value!r}'s amount of "
+                f"{payment.amount} (got {amount.amount})"
+            )
+            raise AmountMismatch(msg)
+        self.trigger_event(
+            self.DisbursementConfirmed,
+            reference=reference,
+            amount=amount,
+            channel_ref=channel_ref,
+            **self.stamp_kwargs(stamp),
+        )
+
+    def _payment_not_reversed(self, reference: Reference) -> Payment:
+        """The payment under ``reference``; unknown_reference, then already_reversed."""
+        payment: Payment | None = self.payments.get(reference.value)
         if payment is None:
             msg = f"'reference' must name a disbursement of {self.ref} (got {reference.value!r})"
             raise UnknownReference(msg)
@@ -336,12 +394,7 @@ class Account(Subject):
                 f"on {payment.reversed_on.isoformat()}"
             )
             raise AlreadyReversed(msg)
-        self.trigger_event(
-            self.DisbursementReversed,
-            reference=reference,
-            reason=reason,
-            **self.stamp_kwargs(stamp),
-        )
+        return payment
 
     def _check_reference_unused(self, reference: Reference) -> None:
         if reference.value in self.grants or reference.value in self.payments:
@@ -425,11 +478,11 @@ class Person(Account):
         self.forgotten_on = None
 
     def check_open(self, command: str) -> None:
-        """A forgotten subject accepts nothing; a closed one only ``reverse`` and ``forget``."""
+        """A forgotten subject accepts nothing; a closed one only reverse, confirm and forget."""
         if self.forgotten_on is not None:
             msg = f"{self.ref} was forgotten on {self.forgotten_on.isoformat()}: it accepts nothing"
             raise Closed(msg)
-        if self.closed_on is not None and command not in ("reverse", "forget"):
+        if self.closed_on is not None and command not in ("reverse", "confirm", "forget"):
             msg = f"{self.ref} was closed on {self.closed_on.isoformat()}: it accepts no {command}"
             raise Closed(msg)
 

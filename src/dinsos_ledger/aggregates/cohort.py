@@ -79,6 +79,9 @@ class TrainingCohort(Account):
     class DisbursementReversed(Account.DisbursementReversed):
         """A payment for the cohort was reversed."""
 
+    class DisbursementConfirmed(Account.DisbursementConfirmed):
+        """The payment channel confirmed a payment to the cohort."""
+
     @classmethod
     def plan(
         cls,

@@ -65,6 +65,9 @@ class Household(Person):
     class DisbursementReversed(Person.DisbursementReversed):
         """A payment to the household was reversed."""
 
+    class DisbursementConfirmed(Person.DisbursementConfirmed):
+        """The payment channel confirmed a payment to the household."""
+
     class FollowedUp(Person.FollowedUp):
         """An officer followed the household up."""
 

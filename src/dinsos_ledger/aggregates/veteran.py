@@ -59,6 +59,9 @@ class Veteran(Person):
     class DisbursementReversed(Person.DisbursementReversed):
         """A payment to the veteran was reversed."""
 
+    class DisbursementConfirmed(Person.DisbursementConfirmed):
+        """The payment channel confirmed a payment to the veteran."""
+
     class FollowedUp(Person.FollowedUp):
         """An officer followed the veteran up."""
 

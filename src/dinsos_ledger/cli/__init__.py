@@ -7,6 +7,7 @@ Exit status: 0 success, 1 the ledger refused something (rejects, failed verifica
 from __future__ import annotations
 
 from dinsos_ledger.cli import (
+    audit_findings_verbs,
     audit_verbs,
     demo_verbs,
     follow_verbs,
@@ -24,5 +25,6 @@ audit_verbs.register(main)
 demo_verbs.register(main)
 projection_verbs.register(main)
 key_verbs.register(main)
+audit_findings_verbs.register(main)
 programme_verbs.register(main)
 follow_verbs.register(main)

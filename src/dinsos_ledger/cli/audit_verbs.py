@@ -1,20 +1,31 @@
-"""The auditors' verbs: ``verify``, ``checkpoint``, ``history`` and ``forget``."""
+"""The auditors' verbs: ``verify``, ``checkpoint``, ``checkpoint-key``, ``history``, ``forget``."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from dinsos_ledger import audit
-from dinsos_ledger.chain import CheckpointError, load_or_create_signing_key
+from dinsos_ledger.application import Ledger
+from dinsos_ledger.chain import (
+    CheckpointError,
+    generate_signing_key,
+    load_signing_key,
+    public_key_text,
+)
 from dinsos_ledger.cli.base import State, echo_json, fail, handles_errors, open_ledger, pass_state
+from dinsos_ledger.cli.stores import store_problem
+from dinsos_ledger.privacy import KeyFileError
+from dinsos_ledger.storage import parse_target
 
-__all__ = ["register"]
+__all__ = ["register", "signing_key", "write_checkpoint"]
 
 
 def _read_checkpoint_file(path: Path) -> dict[str, Any]:
@@ -36,6 +47,39 @@ def _read_checkpoint_file(path: Path) -> dict[str, Any]:
     return data
 
 
+def _pinned_key(public_key: str) -> bytes:
+    """The raw bytes of ``--public-key`` (base64, PEM text or a PEM file); bad is exit 2."""
+    text = public_key
+    if not public_key.strip().startswith("-----") and Path(public_key).is_file():
+        try:
+            text = Path(public_key).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+            raise click.BadParameter(
+                f"cannot read {public_key}: {reason}", param_hint="--public-key"
+            ) from None
+    try:
+        return audit.parse_public_key(text)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--public-key") from None
+
+
+def _trusted_keys() -> frozenset[bytes]:
+    """The keys of the file named by $DINSOS_LEDGER_TRUSTED_KEYS (none when unset)."""
+    name = os.environ.get(audit.TRUSTED_KEYS_ENV)
+    if not name:
+        return frozenset()
+    try:
+        text = Path(name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+        fail(f"cannot read the trusted keys file {name} (${audit.TRUSTED_KEYS_ENV}): {reason}")
+    try:
+        return audit.read_trusted_keys(text, source=f"trusted keys file {name}")
+    except ValueError as e:
+        fail(str(e))
+
+
 @click.command("verify")
 @click.option(
     "--checkpoint",
@@ -47,8 +91,9 @@ def _read_checkpoint_file(path: Path) -> dict[str, Any]:
     "--public-key",
     "public_key",
     metavar="KEY",
-    help="Require the checkpoint to be signed by this Ed25519 key "
-    "(base64, as in the checkpoint's public_key, or a PEM file).",
+    help="The Ed25519 key that must have signed the checkpoint (base64, as printed by "
+    "checkpoint-key, or a PEM file). Default: the keys listed in the file named by "
+    "$DINSOS_LEDGER_TRUSTED_KEYS.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_state
@@ -56,31 +101,30 @@ def _read_checkpoint_file(path: Path) -> dict[str, Any]:
 def verify(
     state: State, checkpoint_path: Path | None, public_key: str | None, as_json: bool
 ) -> None:
-    """Check the integrity chain over every stored event.
+    """Check the integrity chain over every stored event, and every stored projection.
 
     Prints `ok: N events` and exits 0, or names the first event that was altered,
-    removed or inserted directly in the database and exits 1. With --checkpoint the log
-    must still extend that signed head (nothing rewritten or cut off since).
+    removed or inserted directly in the database, or the first projection row that
+    differs from the one the events give, and exits 1. With --checkpoint the log must
+    still extend that signed head (nothing rewritten or cut off since); its signer must
+    be pinned with --public-key or listed in $DINSOS_LEDGER_TRUSTED_KEYS.
     """
     if public_key is not None and checkpoint_path is None:
         raise click.UsageError("--public-key pins the signer of a --checkpoint: give one")
     data = _read_checkpoint_file(checkpoint_path) if checkpoint_path is not None else None
-    pinned: bytes | None = None
-    if public_key is not None:
-        text = public_key
-        if not public_key.strip().startswith("-----") and Path(public_key).is_file():
-            text = Path(public_key).read_text(encoding="utf-8")
+    pinned = _pinned_key(public_key) if public_key is not None else None
+    trusted = _trusted_keys() if data is not None and pinned is None else frozenset()
+    checkpoint = None
+    if data is not None:
         try:
-            pinned = audit.parse_public_key(text)
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="--public-key") from None
+            checkpoint = audit.load_checkpoint(data, pinned, trusted)
+        except CheckpointError as e:
+            _refuse_checkpoint(str(checkpoint_path), e.message, as_json=as_json)
+    problem = store_problem(parse_target(state.db))
+    if problem is not None:
+        # Not a ledger store at all: a finding of its own, in the format asked for.
+        _refuse(audit.AuditFinding(kind="damaged", position=None, message=problem), as_json)
     with open_ledger(state) as ledger:
-        checkpoint = None
-        if data is not None:
-            try:
-                checkpoint = audit.load_checkpoint(data, pinned)
-            except CheckpointError as e:
-                _refuse_checkpoint(str(checkpoint_path), e.message, as_json=as_json)
         report = audit.verify(ledger, checkpoint=checkpoint)
     if as_json:
         echo_json(report.to_json())
@@ -101,6 +145,13 @@ def verify(
 def _refuse_checkpoint(path: str, message: str, *, as_json: bool) -> None:
     """A checkpoint whose signature or key does not hold fails the verification (exit 1)."""
     finding = audit.AuditFinding(kind="checkpoint", position=None, message=message)
+    _refuse(finding, as_json, f"checkpoint {path} cannot be trusted")
+
+
+def _refuse(
+    finding: audit.AuditFinding, as_json: bool, summary: str = "verification failed"
+) -> NoReturn:
+    """Report a finding made before any event was read, and exit 1."""
     if as_json:
         echo_json(
             {
@@ -115,38 +166,28 @@ def _refuse_checkpoint(path: str, message: str, *, as_json: bool) -> None:
         )
         sys.exit(1)
     click.echo(finding.describe())
-    fail(f"checkpoint {path} cannot be trusted", 1)
+    fail(summary, 1)
 
 
-@click.command("checkpoint")
-@click.argument("out", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
-@click.option(
-    "--key",
-    "key_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Ed25519 signing key (PEM), created on first use. Default: "
-    "$DINSOS_LEDGER_SIGNING_KEY, or TARGET.signing-key.pem beside a SQLite ledger.",
-)
-@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
-@pass_state
-@handles_errors
-def checkpoint(state: State, out: Path, key_path: Path | None, force: bool) -> None:
-    """Write the signed head of the integrity chain to OUT (`-` for stdout).
+def signing_key(key_path: Path | None) -> Ed25519PrivateKey:
+    """The signing key of ``--key`` or $DINSOS_LEDGER_SIGNING_KEY; none given is exit 2."""
+    path = audit.signing_key_path(key_path)
+    if path is None:
+        raise click.UsageError(
+            f"a checkpoint needs a signing key kept away from the ledger: give --key FILE "
+            f"or set {audit.SIGNING_KEY_ENV} (make one with `dinsos-ledger checkpoint-key FILE`)"
+        )
+    try:
+        return load_signing_key(path)
+    except KeyFileError as e:
+        fail(f"{e.message} (make one with `dinsos-ledger checkpoint-key FILE`)")
 
-    The chain is verified first; a chain that does not verify is not checkpointed
-    (exit 1). Keep checkpoints, and the public key they name, outside the database:
-    `verify --checkpoint OUT` then proves that nothing up to this head was changed.
-    """
-    with open_ledger(state) as ledger:
-        path = audit.signing_key_path(ledger.target, key_path)
-        if path is None:
-            fail(
-                f"a {ledger.target.kind} ledger has no default signing key: "
-                f"give --key PATH or set {audit.SIGNING_KEY_ENV}"
-            )
-        assert path is not None
-        private_key = load_or_create_signing_key(path)
-        report, signed = audit.make_checkpoint(ledger, private_key)
+
+def write_checkpoint(
+    state: State, ledger: Ledger, out: Path, private_key: Ed25519PrivateKey, *, force: bool
+) -> None:
+    """Verify ``ledger``, sign its head and write it to ``out`` (`-`: stdout)."""
+    report, signed = audit.make_checkpoint(ledger, private_key)
     if str(out) == "-":
         click.echo(json.dumps(signed, indent=2, sort_keys=True))
     else:
@@ -160,6 +201,57 @@ def checkpoint(state: State, out: Path, key_path: Path | None, force: bool) -> N
         click.echo(
             f"checkpoint: {report.events} events, head at position {signed['position']}, "
             f"ledger {signed['ledger']}, signed by {signed['public_key']}",
+            err=True,
+        )
+
+
+@click.command("checkpoint")
+@click.argument("out", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
+@click.option(
+    "--key",
+    "key_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Ed25519 signing key (PEM, made by checkpoint-key), kept away from the ledger. "
+    "Default: $DINSOS_LEDGER_SIGNING_KEY; one of them is required.",
+)
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+@pass_state
+@handles_errors
+def checkpoint(state: State, out: Path, key_path: Path | None, force: bool) -> None:
+    """Write the signed head of the integrity chain to OUT (`-` for stdout).
+
+    The chain is verified first; a chain that does not verify is not checkpointed
+    (exit 1). Keep checkpoints, and the public key they name, outside the database:
+    `verify --checkpoint OUT --public-key KEY` then proves that nothing up to this head
+    was changed.
+    """
+    private_key = signing_key(key_path)
+    with open_ledger(state) as ledger:
+        write_checkpoint(state, ledger, out, private_key, force=force)
+
+
+@click.command("checkpoint-key")
+@click.argument("out", type=click.Path(path_type=Path, dir_okay=False))
+@pass_state
+def checkpoint_key(state: State, out: Path) -> None:
+    """Make a new checkpoint signing key in OUT (mode 0600) and print its public key.
+
+    Keep OUT away from the ledger's server and its backups (whoever holds it can sign
+    checkpoints); give the printed public key to the auditors, who pin it with
+    `verify --public-key` or list it in $DINSOS_LEDGER_TRUSTED_KEYS. OUT is never replaced.
+    """
+    try:
+        key = generate_signing_key(out)
+    except FileExistsError:
+        fail(f"{out} exists: a signing key is never replaced; choose a new name")
+    except OSError as e:
+        fail(f"cannot write {out}: {e.strerror}")
+    click.echo(public_key_text(key))
+    if not state.quiet:
+        click.echo(
+            f"signing key written to {out} (keep it away from the ledger); "
+            "its public key is above: pin it with `verify --public-key` or list it in "
+            f"${audit.TRUSTED_KEYS_ENV}",
             err=True,
         )
 
@@ -255,5 +347,6 @@ def register(group: click.Group) -> None:
     """Add this module's verbs to ``group``."""
     group.add_command(verify)
     group.add_command(checkpoint)
+    group.add_command(checkpoint_key)
     group.add_command(history)
     group.add_command(forget)

@@ -6,16 +6,21 @@ import datetime as dt
 import functools
 import json
 import re
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Final, NoReturn, TypeVar
 
 import click
+from eventsourcing.domain import EventSourcingError
 
 from dinsos_ledger.application import Ledger
+from dinsos_ledger.audit import count_problem
+from dinsos_ledger.cli.stores import damaged_message, store_problem
 from dinsos_ledger.errors import LedgerError, StorageError
 from dinsos_ledger.projections.registry import ProjectionPluginError
+from dinsos_ledger.storage import parse_target
 
 __all__ = [
     "CREATING_VERBS",
@@ -76,6 +81,17 @@ def fail(message: str, code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
+def _verifying() -> bool:
+    """True inside ``verify``, which reports a damaged store as a finding (exit 1)."""
+    context = click.get_current_context(silent=True)
+    return context is not None and context.info_name == "verify"
+
+
+def _damaged_code() -> int:
+    """Exit status for a damaged or foreign store: 1 for ``verify`` (it found it), else 2."""
+    return 1 if _verifying() else 2
+
+
 #: The verbs that may create a ledger where ``--db`` names none. Every other verb on such a
 #: target exits 2 with ``no ledger at TARGET`` and creates nothing (no file, key or table).
 CREATING_VERBS: Final = frozenset({"import", "reconcile", "demo"})
@@ -116,8 +132,16 @@ def open_ledger(
     """Open the ledger named by ``--db``; storage problems exit 2 with a clear message.
 
     Whether the verb may create a ledger, and whether it needs the master key, is looked
-    up by its name in :data:`CREATING_VERBS` and :data:`KEYLESS_VERBS` unless given.
+    up by its name in :data:`CREATING_VERBS` and :data:`KEYLESS_VERBS` unless given. A
+    target that is not a ledger store at all (a text file, a damaged or foreign database)
+    is refused before anything is opened or created in it.
     """
+    try:
+        problem = store_problem(parse_target(state.db))
+    except LedgerError as e:
+        fail(e.message)
+    if problem is not None:
+        fail(problem, _damaged_code())
     verb = _verb()
     if create is None:
         create = verb in CREATING_VERBS
@@ -128,6 +152,15 @@ def open_ledger(
     except LedgerError as e:
         fail(e.message)
         raise AssertionError from e  # pragma: no cover
+    if not _verifying():  # verify locates the problem itself
+        try:
+            counted = count_problem(ledger)
+        except StorageError as e:
+            ledger.disconnect()
+            fail(e.message)
+        if counted is not None:
+            ledger.disconnect()
+            fail(counted)
     try:
         for spec in state.projections:
             ledger.projections.register_named(spec)
@@ -143,6 +176,18 @@ def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, indent=None, separators=(",", ":")))
 
 
+def _store_errors() -> tuple[type[Exception], ...]:
+    """Errors of the store and of replaying what it holds.
+
+    psycopg's only once it is loaded: a SQLite ledger need not have it installed.
+    """
+    errors: list[type[Exception]] = [EventSourcingError, sqlite3.Error]
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None:
+        errors.append(psycopg.Error)
+    return tuple(errors)
+
+
 def handles_errors(func: F) -> F:
     """Turn a refusal into exit 1 and a storage problem into exit 2, never a traceback."""
 
@@ -154,6 +199,13 @@ def handles_errors(func: F) -> F:
             fail(e.message, 2)
         except LedgerError as e:
             fail(e.message, 1)
+        except Exception as e:
+            if not isinstance(e, _store_errors()):
+                raise
+            # A store damaged or changed behind the ledger's back, met while reading it.
+            state = next((a for a in args if isinstance(a, State)), None)
+            shown = parse_target(state.db if state is not None else None).display
+            fail(damaged_message(shown, e), _damaged_code())
         return None
 
     return wrapper  # type: ignore[return-value]

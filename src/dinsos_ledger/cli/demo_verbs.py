@@ -105,8 +105,14 @@ def _summary(result: DemoResult) -> None:
             f"Imported {imported.accepted:,} accepted, {imported.duplicates:,} duplicates, "
             f"{imported.rejected:,} rejected: the scenario's deliberate mistakes, {verdict}."
         ),
+        *(
+            f"Reconciled the {channel} statement: {report.accepted:,} accepted, "
+            f"{report.duplicates:,} duplicates, {report.rejected:,} rejected."
+            for channel, report in result.reconciled.items()
+        ),
         f"Open {result.report} in a browser, or ask the ledger, for example:",
         f"  {_program()} --db {result.ledger} overdue",
+        f"  {_program()} --db {result.ledger} findings",
     ]
     click.echo("\n".join(lines), err=True)
 

@@ -11,6 +11,7 @@ from typing import IO
 import click
 
 from dinsos_ledger.audit import parse_timestamp
+from dinsos_ledger.cli.audit_verbs import signing_key, write_checkpoint
 from dinsos_ledger.cli.base import State, echo_json, fail, handles_errors, open_ledger, pass_state
 from dinsos_ledger.errors import StorageError
 from dinsos_ledger.importer import Reject, import_files
@@ -36,6 +37,20 @@ __all__ = ["register"]
         "[default: for 2 MiB of input or more, on two cores or more]."
     ),
 )
+@click.option(
+    "--checkpoint",
+    "checkpoint_out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Once the import is recorded, write a signed checkpoint of the chain's head here "
+    "(a new file; needs --key or $DINSOS_LEDGER_SIGNING_KEY).",
+)
+@click.option(
+    "--key",
+    "key_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Ed25519 signing key for --checkpoint (PEM, made by checkpoint-key), kept away "
+    "from the ledger. Default: $DINSOS_LEDGER_SIGNING_KEY.",
+)
 @pass_state
 @handles_errors
 def import_(
@@ -45,13 +60,23 @@ def import_(
     as_json: bool,
     batch_size: int,
     parallel: bool | None,
+    checkpoint_out: Path | None,
+    key_path: Path | None,
 ) -> None:
     """Apply the commands of FILE… (JSON Lines) in order.
 
     Valid lines are recorded even when others are rejected; a line already recorded
     (same id, same body) is skipped as a duplicate, so a file can be imported again safely.
-    Exit 0 when nothing was rejected, 1 when something was.
+    Exit 0 when nothing was rejected, 1 when something was. With --checkpoint, the head
+    of the chain is then signed and written to a new file (see `checkpoint`).
     """
+    if key_path is not None and checkpoint_out is None:
+        raise click.UsageError("--key signs a --checkpoint: give one")
+    # Known before anything is recorded: a missing key or a taken name is a usage error,
+    # not a checkpoint that silently fails after the import.
+    signer = signing_key(key_path) if checkpoint_out is not None else None
+    if checkpoint_out is not None and checkpoint_out.exists():
+        fail(f"{checkpoint_out} exists: a checkpoint is evidence; choose a new name")
     for path in files:
         if not path.is_file():
             fail(f"cannot read {path}: no such file")
@@ -95,6 +120,8 @@ def import_(
                 out.close()
         # Balances and timelines are read from the projections: bring them up to date now.
         ledger.projections.catch_up()
+        if checkpoint_out is not None and signer is not None:
+            write_checkpoint(state, ledger, checkpoint_out, signer, force=False)
     if report.lines == 0 and not state.quiet:
         click.echo("note: the input holds no commands", err=True)
     if as_json:

@@ -17,6 +17,7 @@ __all__ = [
     "GUARDED_OPERATIONS",
     "GUARDS_VERSION",
     "GUARD_PREFIX",
+    "INDEX_TABLE",
     "STORAGE_TABLE",
     "StoredRow",
     "as_stored_id",
@@ -31,6 +32,9 @@ __all__ = [
 #: version, topic, state)``, each column's value exactly as stored (see :func:`stored_value`).
 StoredRow = tuple[int, Any, Any, Any, Any]
 
+#: The keyed index: ``(subject_id, field, mac)``, one row per indexed field of a subject (a
+#: MAC of its NIK or family-card number, never the value), deleted with its data key.
+INDEX_TABLE: Final = "dinsos_index"
 #: The ledger's table of storage facts (for now: the version of the guard triggers installed).
 STORAGE_TABLE: Final = "dinsos_storage"
 #: The version of the append-only guard triggers; a row ``('guards', GUARDS_VERSION)`` in

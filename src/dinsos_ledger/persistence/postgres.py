@@ -38,6 +38,7 @@ from dinsos_ledger.persistence.adapter import (
 from dinsos_ledger.persistence.common import (
     GUARD_PREFIX,
     GUARDS_VERSION,
+    INDEX_TABLE,
     STORAGE_TABLE,
     StoredRow,
     check_version,
@@ -166,6 +167,7 @@ class LedgerPostgresRecorder(PostgresKeyTables, PostgresApplicationRecorder):
         self.keys_table = SQL("{0}.{1}").format(schema, Identifier("dinsos_keys"))
         self.chain_table = SQL("{0}.{1}").format(schema, Identifier(self.chain_table_name))
         self.storage_table = SQL("{0}.{1}").format(schema, Identifier(STORAGE_TABLE))
+        self.index_table = SQL("{0}.{1}").format(schema, Identifier(INDEX_TABLE))
         self.events_table = SQL("{0}.{1}").format(schema, Identifier(self.events_table_name))
         extend_postgres_create_statements(
             self,
@@ -185,6 +187,13 @@ class LedgerPostgresRecorder(PostgresKeyTables, PostgresApplicationRecorder):
                     "CREATE TABLE IF NOT EXISTS {0} (name text PRIMARY KEY, value text NOT NULL)"
                 ).format(self.storage_table),
                 *postgres_key_tables(schema),
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {0} (subject_id text NOT NULL, "
+                    "field text NOT NULL, mac text NOT NULL, PRIMARY KEY (subject_id, field))"
+                ).format(self.index_table),
+                SQL("CREATE INDEX IF NOT EXISTS {0} ON {1} (field, mac)").format(
+                    Identifier(f"{INDEX_TABLE}_mac"), self.index_table
+                ),
             ],
         )
 
@@ -313,7 +322,8 @@ class LedgerPostgresRecorder(PostgresKeyTables, PostgresApplicationRecorder):
 
         Keyword arguments (passed by ``Application.save`` through ``EventStore.put``):
         ``expect`` (subject id, version) pairs the batch read, ``commands`` (id, digest)
-        pairs, ``keys`` (subject id, wrapped key) pairs, ``shred`` subject ids whose keys
+        pairs, ``keys`` (subject id, wrapped key) pairs, ``index`` (subject id, field, MAC)
+        entries of the keyed index, ``shred`` subject ids whose keys and index entries
         to delete. Returns the positions of the events, in the order given.
         """
         with self.datastore.transaction(commit=True) as curs:
@@ -358,9 +368,26 @@ class LedgerPostgresRecorder(PostgresKeyTables, PostgresApplicationRecorder):
                 ),
                 [(sid.hex, wrapped) for sid, wrapped in keys],
             )
+        index = kwargs.get("index") or ()
+        if index:
+            # A subject registered and forgotten in one batch: its entries go in, then out.
+            curs.execute(
+                SQL(
+                    "INSERT INTO {0} (subject_id, field, mac) "
+                    "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])"
+                ).format(self.index_table),
+                (
+                    [sid.hex for sid, _, _ in index],
+                    [field for _, field, _ in index],
+                    [mac for _, _, mac in index],
+                ),
+            )
         for sid in kwargs.get("shred") or ():
             curs.execute(
                 SQL("DELETE FROM {0} WHERE subject_id = %s").format(self.keys_table), (sid.hex,)
+            )
+            curs.execute(
+                SQL("DELETE FROM {0} WHERE subject_id = %s").format(self.index_table), (sid.hex,)
             )
         return positions
 

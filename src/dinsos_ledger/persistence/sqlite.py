@@ -7,7 +7,9 @@ in ``datastore.transaction(commit=True)``), it also
 - remembers the ids (and keyed digests) of the accepted commands, so that a restart does
   not forget them and a repeated id is recognised;
 - stores each new subject's wrapped data key, and deletes the keys of forgotten subjects;
-- extends the integrity chain by one link per event (see :mod:`dinsos_ledger.chain`).
+- extends the integrity chain by one link per event (see :mod:`dinsos_ledger.chain`);
+- keeps the keyed index of NIKs and family-card numbers (MACs, never the values), adding a
+  new subject's entries and deleting a forgotten subject's.
 
 Any exception in any of these writes rolls the whole batch back. Triggers refuse UPDATE
 and DELETE on the events and chain tables (SQLite has no TRUNCATE; its ``DELETE`` without
@@ -29,6 +31,7 @@ from dinsos_ledger.persistence.adapter import SQLiteCursor, run_outside_transact
 from dinsos_ledger.persistence.common import (
     GUARD_PREFIX,
     GUARDS_VERSION,
+    INDEX_TABLE,
     STORAGE_TABLE,
     StoredRow,
     as_stored_id,
@@ -71,6 +74,12 @@ class LedgerSQLiteRecorder(SQLiteKeyTables, SQLiteApplicationRecorder):
                 "name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
             ),
             *SQLITE_KEY_TABLES,
+            (
+                f"CREATE TABLE IF NOT EXISTS {INDEX_TABLE} ("
+                "subject_id TEXT NOT NULL, field TEXT NOT NULL, mac TEXT NOT NULL, "
+                "PRIMARY KEY (subject_id, field)) WITHOUT ROWID"
+            ),
+            f"CREATE INDEX IF NOT EXISTS {INDEX_TABLE}_mac ON {INDEX_TABLE} (field, mac)",
         ]
 
     # ------------------------------------------------------------------ guards
@@ -169,12 +178,20 @@ class LedgerSQLiteRecorder(SQLiteKeyTables, SQLiteApplicationRecorder):
                 "INSERT INTO dinsos_keys (subject_id, wrapped) VALUES (?, ?)",
                 [(sid.hex, wrapped) for sid, wrapped in keys],
             )
+        # A subject registered and forgotten in one batch: its entries go in, then out.
+        index = kwargs.get("index") or ()
+        if index:
+            c.executemany(
+                f"INSERT INTO {INDEX_TABLE} (subject_id, field, mac) VALUES (?, ?, ?)",
+                [(sid.hex, field, mac) for sid, field, mac in index],
+            )
         shred = kwargs.get("shred") or ()
         if shred:
             # Overwrite the deleted key bytes in the page, not just unlink them.
             c.execute("PRAGMA secure_delete = ON")
         for sid in shred:
             c.execute("DELETE FROM dinsos_keys WHERE subject_id = ?", (sid.hex,))
+            c.execute(f"DELETE FROM {INDEX_TABLE} WHERE subject_id = ?", (sid.hex,))
         return positions
 
     def _append(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> list[int]:

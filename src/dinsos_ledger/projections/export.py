@@ -26,7 +26,16 @@ from dinsos_ledger.projections.engine import SubjectsProjection, event_kind, eve
 if TYPE_CHECKING:
     from dinsos_ledger.application import Ledger
 
-__all__ = ["COLUMNS", "FORMATS", "PII_FIELDS", "Column", "export_events", "export_row"]
+__all__ = [
+    "COLUMNS",
+    "FORMATS",
+    "FORMULA_STARTS",
+    "PII_FIELDS",
+    "Column",
+    "export_events",
+    "export_row",
+    "spreadsheet_safe",
+]
 
 Format = Literal["jsonl", "csv", "parquet"]
 
@@ -61,9 +70,9 @@ COLUMNS: Final[tuple[Column, ...]] = (
     Column("command_id", "text", "id of the command that caused the event"),
     Column("version", "integer", "the event's number within its subject (1 = registration)"),
     Column("programme", "text", "allocated, disbursed: programme code"),
-    Column("amount", "integer", "allocated, disbursed: whole rupiah"),
+    Column("amount", "integer", "allocated, disbursed, disbursement_confirmed: whole rupiah"),
     Column("period", "text", "allocated: budget month YYYY-MM"),
-    Column("reference", "text", "allocated, disbursed, disbursement_reversed: reference"),
+    Column("reference", "text", "allocated, disbursed, disbursement_*: reference"),
     Column("channel", "text", "disbursed: bank, post, cash or in_kind"),
     Column("reason", "text", "disbursement_reversed, withdrawn, closed, forgotten: reason"),
     Column("outcome", "text", "followed_up: visited, phoned, referred, resolved, not_found"),
@@ -77,6 +86,7 @@ COLUMNS: Final[tuple[Column, ...]] = (
     Column("capacity", "integer", "planned (cohort): seats"),
     Column("starts", "date", "planned, enrolled: first day of the cohort"),
     Column("ends", "date", "planned, enrolled: last day of the cohort"),
+    Column("channel_ref", "text", "disbursement_confirmed: the payment channel's transaction id"),
     # Programmes, and the rule an allocation was decided by (its event's ``rule``).
     Column("recipients", "text", "defined (programme): kinds it reaches, comma-separated"),
     Column("desil_limit", "integer", "defined, amended; allocated: the deciding limit"),
@@ -208,12 +218,35 @@ def _csv_value(value: Any) -> Any:
     return _text(value)
 
 
+#: First characters that make a spreadsheet read a cell as a formula (or, for tab and
+#: carriage return, hide one behind them). A text cell starting with one gets a leading
+#: single quote, as spreadsheet-safe exporters do (OWASP "CSV injection").
+FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+
+_TEXT_COLUMNS: Final = frozenset(column.name for column in COLUMNS if column.type == "text")
+
+
+def spreadsheet_safe(value: str) -> str:
+    """``value`` with a leading ``'`` when a spreadsheet would read it as a formula."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
 def _write_csv(rows: Iterator[dict[str, Any]], out: IO[str]) -> int:
-    writer = csv.writer(out, lineterminator="\n")
+    # CRLF as RFC 4180 says: the writer then also quotes a cell holding a lone carriage
+    # return, which a reader would otherwise take for the end of the row.
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(_NAMES)
+    # Numbers stay numbers (a negative amount is a number, not a formula): only the text
+    # columns, which hold what operators typed (actor, note, reasons …), are neutralised.
+    text = [name in _TEXT_COLUMNS for name in _NAMES]
     count = 0
     for row in rows:
-        writer.writerow([_csv_value(row[name]) for name in _NAMES])
+        writer.writerow(
+            [
+                spreadsheet_safe(value) if is_text and isinstance(value, str) else value
+                for is_text, value in zip(text, (_csv_value(row[n]) for n in _NAMES), strict=True)
+            ]
+        )
         count += 1
     return count
 

@@ -118,7 +118,14 @@ def projections_for(
     The built-in ones first, then the installed plugins, then ``extra`` (``module:Class``
     names, e.g. from ``--projection``). A class named twice is kept once.
     """
-    chosen: list[Projection] = [cls() for cls in BUILTIN]
+    from dinsos_ledger.projections import audit_views  # it builds on the built-in tables
+
+    builtin: tuple[type[Projection], ...] = (
+        *BUILTIN,
+        audit_views.PaymentsProjection,
+        audit_views.FindingsProjection,
+    )
+    chosen: list[Projection] = [cls() for cls in builtin]
     chosen.extend(installed(env))
     chosen.extend(load(spec, origin="--projection") for spec in extra)
     unique: list[Projection] = []

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from dinsos_ledger import balances as rule
+from dinsos_ledger.findings import END_OF_TIME, Finding, today_in_wita
+from dinsos_ledger.projections import audit_views
 from dinsos_ledger.projections.builtin import ContactsProjection, MoneyProjection
 from dinsos_ledger.projections.engine import (
     DEFAULT_PAGE_SIZE,
@@ -56,7 +58,9 @@ class Projections:
 
     def __init__(self, ledger: Ledger, *, page_size: int = DEFAULT_PAGE_SIZE) -> None:
         self.ledger = ledger
-        # Built-in projections, then the plugins installed or named in the environment.
+        # Built-in projections (findings and reconciliation among them, SPEC sections 8
+        # and 9), then the plugins installed or named in the environment: one list, so
+        # catch-up, rebuild, follow and verify treat them all alike.
         chosen = projections_for()
         try:
             self.engine = ProjectionEngine(ledger, chosen, page_size=page_size)
@@ -176,6 +180,40 @@ class Projections:
         ]
         found.sort(key=lambda item: (item[0].ref, item[0].programme))
         return found
+
+    # ------------------------------------------------- findings, reconciliation
+
+    def findings(self, as_of: dt.date | None = None) -> list[Finding]:
+        """The audit findings of SPEC section 8, sorted by ref, code, then ``on``.
+
+        With ``as_of`` D only events dated on or before D and subjects registered by D
+        count; without it every event counts and D is today in WITA (UTC+8).
+        """
+        self.catch_up()
+        until = END_OF_TIME if as_of is None else as_of
+        today = today_in_wita() if as_of is None else as_of
+        with self.engine.reading() as reader:
+            return audit_views.findings(reader, until=until, today=today)
+
+    def reconciliation(self, as_of: dt.date | None = None) -> list[audit_views.ReconciliationRow]:
+        """Bank and post disbursements against confirmations (SPEC section 9).
+
+        Sorted by programme then channel; with ``as_of`` D only payments dated by D and
+        not reversed by D count, and confirmations dated by D.
+        """
+        self.catch_up()
+        until = END_OF_TIME if as_of is None else as_of
+        with self.engine.reading() as reader:
+            return audit_views.reconciliation(reader, until=until)
+
+    def unconfirmed_payments(
+        self, as_of: dt.date | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        """The oldest bank and post payments not confirmed by ``as_of``, oldest first."""
+        self.catch_up()
+        until = END_OF_TIME if as_of is None else as_of
+        with self.engine.reading() as reader:
+            return audit_views.oldest_unconfirmed(reader, until=until, limit=limit)
 
     # ------------------------------------------------------------- continuity
 
