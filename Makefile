@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 LINTED := src tests benchmarks scripts
+# Everything the suite and the linters need: every extra, the test and the dev tools.
+ALL_EXTRAS := test,dev,postgres,report,parquet
 
 .PHONY: demo test lint setup clean
 
@@ -10,11 +12,20 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-setup: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+# Stamp files: an install is redone only when pyproject.toml changes (or the venv is new).
+# The demo needs the report's charts only; the suite needs everything.
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[report]'
+	touch $@
+
+$(VENV)/.installed-all: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[$(ALL_EXTRAS)]'
+	touch $@ $(VENV)/.installed-demo
+
+setup: $(VENV)/.installed-all
 
 ## demo: build a realistic Kutai Timur ledger and its report in ./demo
-demo: setup
+demo: $(VENV)/.installed-demo
 	$(BIN)/dinsos-ledger demo --dir demo
 
 ## test: run the whole test suite with branch coverage

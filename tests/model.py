@@ -1,7 +1,9 @@
-r"""A plain reference model of the ledger, written from SPEC sections 2–5 and 10 alone.
+r"""A plain reference model of the ledger, written from the documented rules alone.
+
+Those are the rules of subjects, commands, balances, continuity and programmes.
 
 The real ledger is event-sourced, encrypted and stored; this model is a handful of
-dictionaries and lists, so that it can be read against the SPEC line by line and trusted
+dictionaries and lists, so that it can be read against the documentation line by line and trusted
 as the oracle of the stateful tests. It never aims for speed: balances and timelines are
 recomputed from scratch, day by day, on every call.
 
@@ -25,8 +27,8 @@ gives the code):
     The ``id`` is that of an accepted command whose body differs. (Same id, identical
     body: a duplicate, reported before any rule.) Once a household or veteran is
     forgotten, its registration's personal data (``family_card``, ``head_nik``,
-    ``head_name``; ``nik``, ``name``) is not compared: nothing may confirm it (SPEC
-    section 7), so the same id with the other fields equal is a duplicate.
+    ``head_name``; ``nik``, ``name``) is not compared: nothing may confirm it (the audit
+    and privacy rules), so the same id with the other fields equal is a duplicate.
 ``unknown_subject``
     Every command but ``register_household``/``register_veteran``/``plan_cohort``/``enrol``:
     its ``ref`` is not registered. ``enrol``: its ``cohort`` or ``household`` is not
@@ -87,9 +89,9 @@ gives the code):
     ``enrol`` dated after the cohort's ``ends``; ``attend``/``complete`` dated before its
     ``starts`` or after its ``ends``.
 
-Readings of the SPEC
+Readings of the documentation
 --------------------
-Where the SPEC is silent or could be read two ways, this model chooses as follows.
+Where the documentation is silent or could be read two ways, this model chooses as follows.
 
 1. A line is parsed as strict JSON: ``NaN``/``Infinity``, a duplicated key in an object,
    invalid UTF-8, a byte-order mark inside a line, nesting too deep for the parser and
@@ -98,7 +100,7 @@ Where the SPEC is silent or could be read two ways, this model chooses as follow
 2. A string containing a NUL character or a lone surrogate (possible through ``\u``
    escapes) is ``invalid``: it cannot be stored as UTF-8 text (nor in PostgreSQL).
 3. Lengths are counted in Unicode code points. ``actor`` must be non-empty; a blank actor
-   such as ``" "`` is accepted (the SPEC only says non-empty).
+   such as ``" "`` is accepted (the documentation only says non-empty).
 4. ``reason`` of ``reverse``, ``withdraw`` and ``forget`` is free text of 1–2,000 code
    points (like ``note``, but required, so not empty). ``note`` may be empty; ``null``
    is a wrong type for every field, including ``note``.
@@ -114,7 +116,7 @@ Where the SPEC is silent or could be read two ways, this model chooses as follow
    in every programme, including reversed disbursements. A ``reverse`` uses no reference.
 10. A closed household still has enrolments; commands on those enrolments follow the
     enrolment's own state (only ``enrol`` looks at the household's closure). Contacts
-    after the household's ``close`` date do not count (SPEC 5: ``on`` ≤ ``end``).
+    after the household's ``close`` date do not count (the continuity rules: ``on`` ≤ ``end``).
 11. "Active" enrolments are the ones not withdrawn; a completed enrolment is active for
     ``cohort_full`` and ``already_enrolled``.
 12. No rule relates a ``reverse``'s date to its disbursement's date, a ``close`` to the
@@ -159,7 +161,7 @@ __all__ = [
     "validate",
 ]
 
-#: The error codes of SPEC section 3, in the order the checks run.
+#: The error codes of the command format, in the order the checks run.
 CODES = (
     "invalid",
     "id_conflict",
@@ -213,7 +215,7 @@ CREATING = {
     "define_programme": "programme",
 }
 
-#: The kinds each command applies to (SPEC 3, column "applies to").
+#: The kinds each command applies to (the command format, column "applies to").
 APPLIES_TO = {
     "assess": {"household", "veteran"},
     "allocate": {"household", "veteran", "cohort"},
@@ -485,7 +487,7 @@ class Subject:
     kind: str
     registered_on: date
     details: dict[str, Any] = field(default_factory=dict)
-    #: Dates of the subject's own contacts except disbursements (SPEC 5).
+    #: Dates of the subject's own contacts except disbursements (the continuity rules).
     contacts: list[date] = field(default_factory=list)
     assessments: list[dict[str, Any]] = field(default_factory=list)
     allocations: list[Allocation] = field(default_factory=list)
@@ -495,7 +497,7 @@ class Subject:
     #: Enrolments only: "active", "completed" or "withdrawn".
     status: str = "active"
     #: Households and veterans: ``on`` of every event but register, close, reverse,
-    #: confirm and forget (what ``activity_after_close`` looks at, SPEC 8).
+    #: confirm and forget (what ``activity_after_close`` looks at, the findings rules).
     activity: list[date] = field(default_factory=list)
 
     def is_closed(self) -> bool:
@@ -504,7 +506,7 @@ class Subject:
 
 
 def _covered(day: date, contacts: list[date], window: int) -> bool:
-    """Tell whether some contact ``c`` has ``c <= day <= c + window - 1`` (SPEC 5)."""
+    """Tell whether some contact ``c`` has ``c <= day <= c + window - 1`` (the continuity rules)."""
     return any(c <= day <= c + timedelta(days=window - 1) for c in contacts)
 
 
@@ -529,7 +531,7 @@ class Model:
 
         ``line`` is a raw JSON line or an already-parsed object. The outcome is
         ``"accepted"``, ``"duplicate"`` (same id and body as an accepted command) or
-        ``"rejected"`` with the SPEC error code.
+        ``"rejected"`` with the error code.
         """
         if isinstance(line, dict):
             cmd = line
@@ -880,7 +882,7 @@ class Model:
             assert disbursement is not None
             disbursement.reversed_on = on
         elif name == "confirm":
-            # Not a contact (SPEC 5), and no change of balance (SPEC 9).
+            # Not a contact (the continuity rules), and no change of balance (the reconciliation rules).
             disbursement = self._disbursement(cmd)
             assert disbursement is not None
             disbursement.confirmed_on = on
@@ -968,7 +970,7 @@ class Model:
         return state
 
     def programmes(self, as_of: date | None, today: date) -> list[dict[str, Any]]:
-        """Return SPEC 10's programme rows, sorted by code."""
+        """Return the programme rules's programme rows, sorted by code."""
         rows = []
         for ref in sorted(self.subjects):
             subject = self.subjects[ref]
@@ -997,7 +999,7 @@ class Model:
         return rows
 
     def balances(self, as_of: date | None = None) -> list[dict[str, Any]]:
-        """Return SPEC 6's balance rows, sorted by ref then programme."""
+        """Return the CLI contract's balance rows, sorted by ref then programme."""
         rows = []
         for ref in sorted(self.subjects):
             subject = self.subjects[ref]
@@ -1022,7 +1024,7 @@ class Model:
         return rows
 
     def contacts(self, ref: str, as_of: date) -> list[date]:
-        """Return the contact dates of a household or veteran as of ``as_of`` (SPEC 5).
+        """Return the contact dates of a household or veteran as of ``as_of`` (the continuity rules).
 
         Not yet cut at the window's end; :meth:`continuity` does that.
         """
@@ -1037,7 +1039,7 @@ class Model:
         return sorted(found)
 
     def continuity(self, as_of: date) -> list[dict[str, Any]]:
-        """Return SPEC 6's continuity rows as of ``as_of``, computed day by day."""
+        """Return the CLI contract's continuity rows as of ``as_of``, computed day by day."""
         rows = []
         for ref in sorted(self.subjects):
             subject = self.subjects[ref]
@@ -1094,13 +1096,13 @@ class Model:
         return rows
 
 
-# ------------------------------------------------------ findings, reconciliation (SPEC 8, 9)
+# ------------------------------------------------------ findings, reconciliation (the findings rules and the reconciliation rules)
 
 END_OF_TIME = date(9999, 12, 31)
 
 
 def model_reconciliation(model: Model, as_of: date | None) -> list[dict[str, Any]]:
-    """SPEC 9's rows, from the model's disbursements."""
+    """the reconciliation rules's rows, from the model's disbursements."""
     until = as_of or END_OF_TIME
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for subject in model.subjects.values():
@@ -1138,7 +1140,7 @@ def model_reconciliation(model: Model, as_of: date | None) -> list[dict[str, Any
 
 
 def model_findings(model: Model, as_of: date | None, today: date) -> list[dict[str, Any]]:
-    """SPEC 8's findings but ``future_dated`` (the model has no recorded times).
+    """the findings rules's findings but ``future_dated`` (the model has no recorded times).
 
     Each finding as ``{"code", "ref", "kind", "programme", "on", "related"}``, sorted by
     ref, code, on. Computed the slow way: the balance on every day of the range.

@@ -2,7 +2,7 @@
 
 Commands are drawn from small pools (a few refs of each kind, a few ids, references,
 programmes and amounts, dates from a short range) so that a short list of them already
-meets every rule of SPEC section 3: refs collide, ids are reused, references repeat,
+meets every rule of the command format: refs collide, ids are reused, references repeat,
 cohorts fill up, dates fall before registrations and outside cohort dates.
 
 Every choice shrinks towards the ordinary: the first element of each pool, the natural
@@ -30,7 +30,7 @@ Public names:
     again verbatim (duplicates) and some ids reused with another body (``id_conflict``).
 ``hostile_lines(pools=DEFAULT_POOLS)``
     One raw line (``str`` or ``bytes``, never containing a line feed, never blank) that
-    every reading of the SPEC rejects as ``invalid``: random JSON, wrong types, huge or
+    every reading of the documentation rejects as ``invalid``: random JSON, wrong types, huge or
     fractional amounts, deep nesting, raw control characters, truncation, bad UTF-8.
 """
 
@@ -274,7 +274,7 @@ _WRONG_TYPE = {str: 1, int: "1", bool: "true"}
 
 @st.composite
 def _broken(draw: st.DrawFn, cmd: dict[str, Any]) -> dict[str, Any]:
-    """Return ``cmd`` with one thing made ``invalid`` (each way is invalid by the SPEC)."""
+    """Return ``cmd`` with one thing made ``invalid`` (each way is invalid by the documentation)."""
     cmd = dict(cmd)
     way = draw(
         st.sampled_from(
@@ -312,7 +312,7 @@ def _broken(draw: st.DrawFn, cmd: dict[str, Any]) -> dict[str, Any]:
 def commands(
     draw: st.DrawFn, pools: Pools = DEFAULT_POOLS, mutate: str = "sometimes"
 ) -> dict[str, Any]:
-    """Draw one command ``dict``, mostly valid, aimed at every rule of SPEC section 3.
+    """Draw one command ``dict``, mostly valid, aimed at every rule of the command format.
 
     ``mutate`` is ``"never"``, ``"sometimes"`` (about 1 in 20 broken) or ``"always"``.
     """

@@ -7,7 +7,7 @@ Embed it through :class:`Ledger`::
     with Ledger("dinsos-ledger.sqlite") as ledger:
         outcome = ledger.execute({...})
 
-Every refusal carries the SPEC error code (:class:`LedgerError.code`).
+Every refusal carries the error code (:class:`LedgerError.code`).
 """
 
 from dinsos_ledger.application import Ledger, Outcome

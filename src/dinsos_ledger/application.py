@@ -2,7 +2,7 @@
 
 Commands go through one path whether they come from a file (:meth:`Ledger.apply_batch`),
 from a dict (:meth:`Ledger.execute`) or from a typed method (:meth:`Ledger.allocate`, …):
-validate, check idempotency, check the rules in SPEC order, then record. A batch is recorded
+validate, check idempotency, check the rules in order, then record. A batch is recorded
 in one transaction together with its command ids, new data keys and chain links; when another
 writer got there first (a version or command-id conflict) the batch is worked out again from
 the fresh state, so concurrent writers never record a command twice.
@@ -876,7 +876,7 @@ class Ledger:
         """The keyed index entries of a new subject: MACs of its NIK (and family card).
 
         A household's head and a veteran share the field ``nik``, so one person heading a
-        household and registered as a veteran is found too (SPEC section 8).
+        household and registered as a veteran is found too (the findings rules).
         """
         if isinstance(c, cmd.RegisterHousehold):
             return [

@@ -1,4 +1,4 @@
-"""Audit of a ledger (SPEC sections 6 and 7): verification, checkpoints, history, erasure.
+"""Audit of a ledger: verification, checkpoints, history, erasure.
 
 - :func:`verify` streams every stored event and every chain link through
   :func:`dinsos_ledger.chain.check_chain` and returns a :class:`VerifyReport` whose
@@ -28,13 +28,13 @@ import json
 import os
 import re
 import sqlite3
+import sys
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Final, Literal, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar, cast
 
 import attrs
-import psycopg
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -43,7 +43,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from eventsourcing.domain import CanMutateProtocol, DomainEventProtocol
 from eventsourcing.persistence import PersistenceError
 from eventsourcing.utils import resolve_topic
-from psycopg.sql import SQL, Identifier
 
 from dinsos_ledger import chain
 from dinsos_ledger.aggregates.base import Subject
@@ -52,8 +51,11 @@ from dinsos_ledger.codec import converter, event_fields
 from dinsos_ledger.commands import PII_FIELDS
 from dinsos_ledger.errors import LedgerError, StorageError
 from dinsos_ledger.projections.verification import ProjectionDifference, check_projections
-from dinsos_ledger.storage import LedgerPostgresRecorder, LedgerSQLiteRecorder
+from dinsos_ledger.storage import LedgerSQLiteRecorder
 from dinsos_ledger.types import Sealed
+
+if TYPE_CHECKING:  # psycopg is imported only when a PostgreSQL ledger is opened
+    from dinsos_ledger.persistence.postgres import LedgerPostgresRecorder
 
 __all__ = [
     "SIGNING_KEY_ENV",
@@ -109,7 +111,16 @@ _UNREADABLE_ID: Final = ""
 
 
 # Failures of the store itself: never mistaken for a tampered row, always a StorageError.
-_STORE_ERRORS: Final = (PersistenceError, psycopg.Error, sqlite3.Error, OSError)
+def _store_errors() -> tuple[type[BaseException], ...]:
+    """The store's own failures; psycopg's only once it was imported (a PostgreSQL ledger)."""
+    psycopg = sys.modules.get("psycopg")
+    errors: tuple[type[BaseException], ...] = (PersistenceError, sqlite3.Error, OSError)
+    return errors if psycopg is None else (*errors, psycopg.Error)
+
+
+def _is_postgres(recorder: Any) -> bool:
+    return getattr(recorder, "backend", None) == "postgres"
+
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -124,7 +135,7 @@ def _reading(func: Callable[_P, _R]) -> Callable[_P, _R]:
             return func(*args, **kwargs)
         except StorageError:
             raise
-        except _STORE_ERRORS as e:
+        except _store_errors() as e:
             ledger = args[0]
             shown = ledger.target.display if isinstance(ledger, Ledger) else "the ledger"
             msg = f"cannot read the ledger at {shown}: {e}"
@@ -340,8 +351,10 @@ def count_problem(ledger: Ledger) -> str | None:
     by hand, which :func:`verify` then locates. None when they agree.
     """
     recorder = ledger.recorder
-    if isinstance(recorder, LedgerPostgresRecorder):
+    if _is_postgres(recorder):
         from psycopg.sql import SQL  # a SQLite ledger need not have psycopg
+
+        recorder = cast("LedgerPostgresRecorder", recorder)
 
         query = SQL(
             "SELECT (SELECT COUNT(*) FROM {0}) AS events, (SELECT COUNT(*) FROM {1}) AS links"
@@ -575,10 +588,12 @@ def _snapshot_keys(ledger: Ledger, page: int = 500) -> Iterator[tuple[Any, Any]]
     if store is None:
         return
     recorder: Any = store.recorder
-    postgres = isinstance(ledger.recorder, LedgerPostgresRecorder)
+    postgres = _is_postgres(ledger.recorder)
     last: tuple[Any, Any] | None = None
     while True:
         if postgres:
+            from psycopg.sql import SQL, Identifier
+
             table = SQL("{0}.{1}").format(
                 Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)
             )
@@ -647,7 +662,7 @@ def check_snapshots(ledger: Ledger) -> AuditFinding | None:
             stored = next(iter(ledger.app.snapshots.get(sid, gt=version - 1, lte=version)))
             taken = _mutate(stored, None)
             same = replayed is not None and _state(taken) == _state(replayed)
-        except _STORE_ERRORS:
+        except _store_errors():
             raise
         except Exception:  # noqa: BLE001 - an edited snapshot may fail to decode in any way
             same = False
@@ -674,6 +689,8 @@ def check_snapshots(ledger: Ledger) -> AuditFinding | None:
 
 
 def _meta_table(recorder: LedgerPostgresRecorder) -> Any:
+    from psycopg.sql import SQL, Identifier
+
     return SQL("{0}.{1}").format(Identifier(recorder.datastore.schema), Identifier(_META_TABLE))
 
 
@@ -687,7 +704,10 @@ def ledger_id(ledger: Ledger, *, create: bool = False) -> str | None:
     """
     recorder = ledger.recorder
     fresh = str(uuid.uuid4())
-    if isinstance(recorder, LedgerPostgresRecorder):
+    if _is_postgres(recorder):
+        from psycopg.sql import SQL
+
+        recorder = cast("LedgerPostgresRecorder", recorder)
         table = _meta_table(recorder)
         with recorder.datastore.transaction(commit=create) as curs:
             if create:
@@ -955,7 +975,7 @@ def forget_command(
     command_id: str | None = None,
     note: str | None = None,
 ) -> dict[str, Any]:
-    """The ``forget`` command (SPEC section 3) of the ``forget`` verb, ready for execution.
+    """The ``forget`` command (the command format) of the ``forget`` verb, ready for execution.
 
     ``on`` defaults to today's date on this machine's clock and ``command_id`` to
     ``forget-<REF>-<random hex>``, so each run is a new command unless an id is given.

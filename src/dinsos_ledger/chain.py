@@ -1,4 +1,4 @@
-"""The tamper-evident integrity chain over stored events (SPEC section 7).
+"""The tamper-evident integrity chain over stored events (the audit and privacy rules).
 
 Each stored event gets a link: a SHA-256 hash over the previous link and the event's
 stored row (position, originator id, version, topic, state). The links are kept in their

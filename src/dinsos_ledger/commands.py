@@ -1,4 +1,8 @@
-"""The command interchange format (SPEC section 3): parsing and validation at the edge.
+"""The command interchange format: parsing and validation at the edge.
+
+The format is documented in ``docs/commands.md`` and published as JSON Schema by
+``dinsos-ledger schema``; both are generated from the tables of this module (:data:`FIELD_DOCS`
+and the field types of each command), so they cannot drift from what is checked here.
 
 :func:`parse_command` turns one decoded JSON object into a typed, frozen command or raises
 :class:`~dinsos_ledger.errors.InvalidCommand` naming every field that is wrong and what was
@@ -37,6 +41,7 @@ from dinsos_ledger.types import (
 __all__ = [
     "BODY_DIGEST_PURPOSE",
     "COMMAND_NAMES",
+    "FIELD_DOCS",
     "PII_FIELDS",
     "PII_OF_COMMAND",
     "Allocate",
@@ -51,6 +56,7 @@ __all__ = [
     "Close",
     "CloseArgs",
     "Command",
+    "CommandDefinition",
     "Complete",
     "CompleteArgs",
     "Confirm",
@@ -61,6 +67,8 @@ __all__ = [
     "DisburseArgs",
     "Enrol",
     "EnrolArgs",
+    "FieldDefinition",
+    "FieldType",
     "FollowUp",
     "FollowUpArgs",
     "Forget",
@@ -77,6 +85,10 @@ __all__ = [
     "Withdraw",
     "WithdrawArgs",
     "canonical_body",
+    "definitions",
+    "field_schema",
+    "field_text",
+    "json_schema",
     "parse_command",
     "pii_body",
     "prepare",
@@ -191,7 +203,7 @@ class Reverse(Command):
 
 @attrs.frozen(kw_only=True)
 class Confirm(Command):
-    """Record that the payment channel credited an earlier disbursement (SPEC section 9)."""
+    """Record that the payment channel credited an earlier disbursement."""
 
     COMMAND: ClassVar[str] = "confirm"
 
@@ -426,7 +438,37 @@ class _Bad(Exception):
     pass
 
 
+@attrs.frozen
+class FieldType:
+    """How one field is checked, described and published as JSON Schema.
+
+    ``parse`` returns the typed value or raises; ``schema`` is the field's JSON Schema
+    (draft 2020-12) and ``text`` its type and limits in words, for the command reference.
+    Calling a field type parses.
+    """
+
+    parse: Callable[[Any], Any]
+    schema: Mapping[str, Any]
+    text: str
+
+    def __call__(self, value: Any) -> Any:
+        """Parse ``value``."""
+        return self.parse(value)
+
+
 _Parser = Callable[[Any], Any]
+
+
+def field_schema(parser: _Parser) -> dict[str, Any]:
+    """The JSON Schema of a field's parser (``{}``, anything, for a bare function)."""
+    return dict(parser.schema) if isinstance(parser, FieldType) else {}
+
+
+def field_text(parser: _Parser) -> str:
+    """The type and limits of a field's parser in words (its docstring for a bare function)."""
+    if isinstance(parser, FieldType):
+        return parser.text
+    return " ".join((parser.__doc__ or "see the description").split())
 
 
 def _kind(value: Any) -> str:
@@ -462,7 +504,7 @@ def _storable(value: str) -> None:
         raise _Bad("valid Unicode text (got a lone surrogate)") from None
 
 
-def _string(lo: int, hi: int) -> _Parser:
+def _string(lo: int, hi: int) -> FieldType:
     def parse(value: Any) -> str:
         if not isinstance(value, str):
             raise _Bad(f"a string (got {_kind(value)})")
@@ -471,10 +513,11 @@ def _string(lo: int, hi: int) -> _Parser:
         _storable(value)
         return value
 
-    return parse
+    schema = {"type": "string", "minLength": lo, "maxLength": hi}
+    return FieldType(parse, schema, f"string, {lo}–{hi:,} characters")
 
 
-def _pattern(regex: re.Pattern[str], what: str, make: Callable[[str], Any] = str) -> _Parser:
+def _pattern(regex: re.Pattern[str], what: str, make: Callable[[str], Any] = str) -> FieldType:
     def parse(value: Any) -> Any:
         if not isinstance(value, str):
             raise _Bad(f"{what} (got {_kind(value)})")
@@ -482,10 +525,12 @@ def _pattern(regex: re.Pattern[str], what: str, make: Callable[[str], Any] = str
             raise _Bad(f"{what} (got {_shown(value)})")
         return make(value)
 
-    return parse
+    # The module's patterns are matched whole (fullmatch); JSON Schema's are searched.
+    schema = {"type": "string", "pattern": f"^{regex.pattern}$"}
+    return FieldType(parse, schema, f"string matching `^{regex.pattern}$`")
 
 
-def _digits16(value: Any) -> str:
+def _parse_digits16(value: Any) -> str:
     # Personal data: say what is wrong with its shape, never what it is.
     if not isinstance(value, str):
         raise _Bad(f"a string of 16 digits (got {_kind(value)})")
@@ -496,17 +541,29 @@ def _digits16(value: Any) -> str:
     return value
 
 
-def _person_name(value: Any) -> str:
+_digits16: Final = FieldType(
+    _parse_digits16, {"type": "string", "pattern": "^[0-9]{16}$"}, "string of 16 digits"
+)
+
+
+def _parse_person_name(value: Any) -> str:
     if not isinstance(value, str):
         raise _Bad(f"a string (got {_kind(value)})")
-    # SPEC section 3 sets a length only (1–200 characters), as it does for ``actor``.
+    # The format sets a length only (1–200 characters), as it does for ``actor``.
     if not 1 <= len(value) <= _NAME_MAX:
         raise _Bad(f"1–{_NAME_MAX} characters long (got {len(value)} characters)")
     _storable(value)
     return value
 
 
-def _date(value: Any) -> date:
+_person_name: Final = FieldType(
+    _parse_person_name,
+    {"type": "string", "minLength": 1, "maxLength": _NAME_MAX},
+    f"string, 1–{_NAME_MAX} characters",
+)
+
+
+def _parse_date(value: Any) -> date:
     if not isinstance(value, str):
         raise _Bad(f"a date YYYY-MM-DD (got {_kind(value)})")
     if _DATE_RE.fullmatch(value) is None:
@@ -517,7 +574,14 @@ def _date(value: Any) -> date:
         raise _Bad(f"a date that exists in the calendar (got {_shown(value)})") from None
 
 
-def _integer(lo: int, hi: int) -> _Parser:
+_date: Final = FieldType(
+    _parse_date,
+    {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+    "date `YYYY-MM-DD` that exists in the calendar",
+)
+
+
+def _integer(lo: int, hi: int) -> FieldType:
     def parse(value: Any) -> int:
         if type(value) is not int:
             raise _Bad(f"an integer {lo}–{hi} (got {_kind(value)})")
@@ -525,10 +589,11 @@ def _integer(lo: int, hi: int) -> _Parser:
             raise _Bad(f"an integer {lo}–{hi} (got {value})")
         return value
 
-    return parse
+    schema = {"type": "integer", "minimum": lo, "maximum": hi}
+    return FieldType(parse, schema, f"integer, {lo:,}–{hi:,}")
 
 
-def _amount(value: Any) -> Rupiah:
+def _parse_amount(value: Any) -> Rupiah:
     if type(value) is not int:
         raise _Bad(f"whole rupiah as a JSON integer (got {_kind(value)})")
     if not 0 < value <= MAX_AMOUNT:
@@ -537,14 +602,25 @@ def _amount(value: Any) -> Rupiah:
     return Rupiah(value)
 
 
-def _boolean(value: Any) -> bool:
+_amount: Final = FieldType(
+    _parse_amount,
+    {"type": "integer", "minimum": 1, "maximum": MAX_AMOUNT},
+    f"integer, whole rupiah, 1–{MAX_AMOUNT:,} (never a fraction)",
+)
+
+
+def _parse_boolean(value: Any) -> bool:
     if not isinstance(value, bool):
         raise _Bad(f"true or false (got {_kind(value)})")
     return value
 
 
-def _choice(enum_cls: Any) -> _Parser:
-    names = ", ".join(m.value for m in enum_cls)
+_boolean: Final = FieldType(_parse_boolean, {"type": "boolean"}, "boolean, `true` or `false`")
+
+
+def _choice(enum_cls: Any) -> FieldType:
+    values = [m.value for m in enum_cls]
+    names = ", ".join(values)
 
     def parse(value: Any) -> Any:
         if not isinstance(value, str):
@@ -554,26 +630,27 @@ def _choice(enum_cls: Any) -> _Parser:
         except ValueError:
             raise _Bad(f"one of {names} (got {_shown(value)})") from None
 
-    return parse
+    text = "one of " + ", ".join(f"`{v}`" for v in values)
+    return FieldType(parse, {"type": "string", "enum": values}, text)
 
 
 _REF = _pattern(REF_RE, "a ref of A-Z, 0-9 and '-' (2–64 characters)")
 _REGION = _pattern(REGION_RE, "a village code NN.NN.NN.NNNN", RegionCode)
 _PROGRAMME = _pattern(PROGRAMME_RE, "a programme code like PKH ([A-Z][A-Z0-9_]{1,31})", Programme)
 _REFERENCE = _pattern(REFERENCE_RE, "a reference of letters, digits and ._:/- (≤128)", Reference)
-# The channel's own transaction id has the shape of a reference (SPEC section 3).
+# The channel's own transaction id has the shape of a reference (the command format).
 _CHANNEL_REF = _pattern(
     REFERENCE_RE, "a channel transaction id of letters, digits and ._:/- (≤128)", Reference
 )
 _PERIOD = _pattern(PERIOD_RE, "a month YYYY-MM", Period)
 _TEXT = _string(1, _REASON_MAX)
 
-# -- programmes (SPEC section 10) ------------------------------------------------------------
+# -- programmes (the programme rules) --------------------------------------------------------
 
 _RECIPIENT_KINDS: Final = ("household", "veteran", "cohort")
 
 
-def _recipients(value: Any) -> tuple[str, ...]:
+def _parse_recipients(value: Any) -> tuple[str, ...]:
     kinds = ", ".join(_RECIPIENT_KINDS)
     if not isinstance(value, list):
         raise _Bad(f"a non-empty array of kinds among {kinds} (got {_kind(value)})")
@@ -588,21 +665,39 @@ def _recipients(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _desil_limit(value: Any) -> int | None:
+_recipients: Final = FieldType(
+    _parse_recipients,
+    {
+        "type": "array",
+        "minItems": 1,
+        "uniqueItems": True,
+        "items": {"enum": list(_RECIPIENT_KINDS)},
+    },
+    "non-empty array of distinct kinds among " + ", ".join(f"`{k}`" for k in _RECIPIENT_KINDS),
+)
+
+
+def _parse_desil_limit(value: Any) -> int | None:
     # null is a value here, not a missing field: the programme has no desil rule.
     if value is None:
         return None
     if type(value) is not int:
         raise _Bad(f"an integer 1–10 or null (got {_kind(value)})")
-    if not 1 <= value <= 10:  # noqa: PLR2004 -- the desil scale of SPEC section 3
+    if not 1 <= value <= 10:  # noqa: PLR2004 -- the desil scale of the command format
         raise _Bad(f"an integer 1–10 or null (got {value})")
     return value
 
 
+_desil_limit: Final = FieldType(
+    _parse_desil_limit,
+    {"type": ["integer", "null"], "minimum": 1, "maximum": 10},
+    "integer, 1–10, or `null`",
+)
+
 _PROGRAMME_CODE = _pattern(PROGRAMME_RE, "a programme code like PKH ([A-Z][A-Z0-9_]{1,31})")
 
 
-def _programme_ref(value: Any) -> str:
+def _parse_programme_ref(value: Any) -> str:
     # amend_programme names a subject that should be a programme: a programme code, or a
     # case number (a subject of another kind, which is then not_applicable).
     if isinstance(value, str) and (
@@ -614,6 +709,18 @@ def _programme_ref(value: Any) -> str:
         f"(got {_shown(value) if isinstance(value, str) else _kind(value)})"
     )
 
+
+_programme_ref: Final = FieldType(
+    _parse_programme_ref,
+    {
+        "type": "string",
+        "anyOf": [
+            {"pattern": f"^{PROGRAMME_RE.pattern}$"},
+            {"pattern": f"^{REF_RE.pattern}$"},
+        ],
+    },
+    f"string matching `^{PROGRAMME_RE.pattern}$` (a programme code)",
+)
 
 _PROGRAMME_SPECS: Final[dict[str, tuple[type[Command], dict[str, _Parser], dict[str, _Parser]]]] = {
     "define_programme": (
@@ -698,7 +805,7 @@ _SPECS: Final[dict[str, tuple[type[Command], dict[str, _Parser], dict[str, _Pars
     **_PROGRAMME_SPECS,
 }
 
-#: The command names of SPEC section 3, in its order.
+#: The command names, in the order of the command reference.
 COMMAND_NAMES: Final = tuple(_SPECS)
 
 _Plan = tuple[tuple[tuple[str, _Parser], ...], tuple[tuple[str, _Parser], ...], frozenset[str]]
@@ -875,3 +982,159 @@ _CANONICAL: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensu
 def canonical_body(data: Mapping[str, Any]) -> bytes:
     """The command's body in one canonical form: two bodies are identical when these are."""
     return _CANONICAL.encode(data).encode()
+
+
+# -- the format as data: the command reference and the JSON Schema are made from this -------
+
+#: What each field means, for the command reference; a ``command.field`` key overrides the
+#: plain ``field`` one for that command. Types and limits come from the parsers themselves.
+FIELD_DOCS: Final[dict[str, str]] = {
+    "id": (
+        "Unique per command: the idempotency key. The same `id` with the same body again is "
+        "a duplicate (skipped); with another body it is refused (`id_conflict`)."
+    ),
+    "command": "The command's name.",
+    "ref": "The subject the command acts on: the department's case number (not personal data).",
+    "on": "Business date: the day the act took place (not the day it is recorded).",
+    "actor": "Who did it, e.g. the officer's user name.",
+    "note": "Free text (optional). Do not put personal data here.",
+    "region": "Kemendagri village code `NN.NN.NN.NNNN` (Kutai Timur villages start `64.08.`).",
+    "members": "Number of people in the household.",
+    "family_card": "Family-card number (No. KK). Personal data: stored encrypted, never echoed.",
+    "head_nik": "NIK of the head of household. Personal data: stored encrypted, never echoed.",
+    "head_name": "Name of the head of household. Personal data: stored encrypted.",
+    "nik": "The veteran's NIK. Personal data: stored encrypted, never echoed.",
+    "name": "A name.",
+    "register_veteran.name": "The veteran's name. Personal data: stored encrypted.",
+    "define_programme.name": "The programme's name as staff know it (not personal data).",
+    "programme": "Programme code, e.g. `PKH`, `BPNT`, `TALI_ASIH`, `PELATIHAN`.",
+    "capacity": "The most active (not withdrawn) enrolments the cohort takes.",
+    "starts": "First day of the cohort.",
+    "ends": "Last day of the cohort, not before `starts`.",
+    "desil": "Welfare decile of a household (1 = poorest); households are assessed with this.",
+    "eligible": "Whether a veteran is eligible; veterans are assessed with this.",
+    "amount": "The amount in whole rupiah (a JSON integer, never a fraction).",
+    "period": "The month the allocation is for, `YYYY-MM`.",
+    "reference": (
+        "Your reference for this allocation or disbursement; unique per subject "
+        "(`duplicate_reference`)."
+    ),
+    "reverse.reference": "The reference of an earlier disbursement of this subject.",
+    "confirm.reference": "The reference of an earlier disbursement of this subject.",
+    "channel": "How the money went: bank transfer, post office, cash, or in kind.",
+    "channel_ref": "The payment channel's own transaction id for this payment.",
+    "reason": "Why, in free text. Do not put personal data here.",
+    "close.reason": "Why the case is closed.",
+    "outcome": "What the follow-up found; `not_found` does not count as a contact.",
+    "cohort": "The ref of the cohort the household joins.",
+    "household": "The ref of the household that joins.",
+    "recipients": "The kinds of subject the programme pays.",
+    "desil_limit": "The highest desil the programme allocates to, or `null` for no desil rule.",
+}
+
+#: Rules between a command's fields that no single field states (for the reference).
+CROSS_FIELD_RULES: Final[dict[str, str]] = {
+    "assess": (
+        "Exactly one of `desil` (household) or `eligible` (veteran); none or both is "
+        "`invalid`, the wrong one for the subject's kind is `not_applicable`."
+    ),
+    "plan_cohort": "`ends` must not be before `starts` (`invalid`).",
+}
+
+# What JSON Schema can state of the cross-field rules (dates cannot be compared in it).
+_CROSS_FIELD_SCHEMA: Final[dict[str, dict[str, Any]]] = {
+    "assess": {"oneOf": [{"required": ["desil"]}, {"required": ["eligible"]}]},
+}
+
+
+@attrs.frozen
+class FieldDefinition:
+    """One field of one command: its name, whether it is required, its type and meaning."""
+
+    name: str
+    required: bool
+    type: _Parser
+    description: str
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        """The field's JSON Schema, with its description."""
+        return {**field_schema(self.type), "description": self.description}
+
+    @property
+    def text(self) -> str:
+        """The field's type and limits in words."""
+        return field_text(self.type)
+
+
+@attrs.frozen
+class CommandDefinition:
+    """One command of the format: name, class, summary, fields (common ones first), rule."""
+
+    name: str
+    cls: type[Command]
+    fields: tuple[FieldDefinition, ...]
+    rule: str | None
+
+    @property
+    def summary(self) -> str:
+        """The first line of the command class's docstring."""
+        return (self.cls.__doc__ or "").strip().splitlines()[0]
+
+
+def _describe(command: str, field: str) -> str:
+    return FIELD_DOCS.get(f"{command}.{field}") or FIELD_DOCS.get(field) or ""
+
+
+def definitions() -> tuple[CommandDefinition, ...]:
+    """Every command of the format in order, read from the tables the parser uses."""
+    result = []
+    for name, (cls, _, _) in _SPECS.items():
+        required, optional, _known = _PLANS[name]
+        fields = [FieldDefinition("command", True, _COMMON["command"], _describe(name, "command"))]
+        fields += [FieldDefinition(f, True, t, _describe(name, f)) for f, t in required]
+        fields += [FieldDefinition(f, False, t, _describe(name, f)) for f, t in optional]
+        result.append(CommandDefinition(name, cls, tuple(fields), CROSS_FIELD_RULES.get(name)))
+    return tuple(result)
+
+
+#: The ``$id`` of the published schema (a name, not a place to fetch it from).
+SCHEMA_ID: Final = "urn:dinsos-ledger:command"
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of one command line: a ``oneOf`` keyed by ``command``.
+
+    It checks each field's type, format and limits and rejects unknown fields, so a form
+    can refuse a line before sending it; the ledger's own rules (the subject exists, the
+    balance suffices, ...) and what JSON Schema cannot say (``ends`` not before ``starts``,
+    a date that exists, ``1.0`` versus ``1``) are checked on import.
+    """
+    variants = []
+    for definition in definitions():
+        properties: dict[str, Any] = {}
+        for field in definition.fields:
+            properties[field.name] = field.schema
+        properties["command"] = {"const": definition.name, "description": definition.summary}
+        variant: dict[str, Any] = {
+            "title": definition.name,
+            "type": "object",
+            "properties": properties,
+            "required": [f.name for f in definition.fields if f.required],
+            "additionalProperties": False,
+        }
+        variant.update(_CROSS_FIELD_SCHEMA.get(definition.name, {}))
+        variants.append(variant)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "dinsos-ledger command",
+        "description": (
+            "One line of a dinsos-ledger command file (JSON Lines, UTF-8). "
+            "See docs/commands.md for the rules the ledger checks on import."
+        ),
+        "type": "object",
+        "required": ["command"],
+        "properties": {"command": {"enum": list(_SPECS)}},
+        "oneOf": variants,
+    }

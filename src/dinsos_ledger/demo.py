@@ -27,6 +27,7 @@ from typing import Final
 import attrs
 
 from dinsos_ledger.application import Ledger
+from dinsos_ledger.i18n import messages
 from dinsos_ledger.importer import ImportReport, Reject, import_files
 from dinsos_ledger.progress import Progress
 from dinsos_ledger.reconcile import reconcile_statement
@@ -58,7 +59,7 @@ __all__ = [
 
 #: Where ``dinsos-ledger demo`` works unless told otherwise.
 DEFAULT_DIR: Final = "demo"
-#: The command file the demo generates (JSON Lines, SPEC section 3).
+#: The command file the demo generates (JSON Lines, the command format).
 SCENARIO_FILE: Final = "scenario.jsonl"
 #: The demo's ledger (SQLite); its master key is beside it in ``LEDGER_FILE.key``.
 LEDGER_FILE: Final = "dinsos-ledger.sqlite"
@@ -248,13 +249,16 @@ def run_demo(
     seed: int | None = None,
     end: dt.date | None = None,
     progress: Progress | None = None,
+    lang: str | None = None,
 ) -> DemoResult:
     """Build the demo in ``directory``: scenario, ledger, rejects and report.
 
-    ``progress`` shows each stage (generate, import, projections, report). Raises
+    ``progress`` shows each stage (generate, import, projections, report); ``lang`` is the
+    report's language (default Indonesian). Raises
     :class:`DemoDirectoryError` when the folder may not be used.
     """
     started = time.monotonic()
+    m = messages(lang)
     folder = Path(directory)
     config = demo_config(households=households, seed=seed, end=end)
     prepare_directory(folder)
@@ -262,7 +266,7 @@ def run_demo(
 
     extras = ScenarioExtras()
     with (
-        bars.stage("Generating commands") as stage,
+        bars.stage(m("Generating commands")) as stage,
         (folder / SCENARIO_FILE).open("w", encoding="utf-8", newline="\n") as out,
     ):
         summary = generate(config, out, stage.update, extras=extras)
@@ -280,11 +284,11 @@ def run_demo(
             rejects_out.write(json.dumps(reject.to_json(), ensure_ascii=False) + "\n")
 
         with Ledger(str(folder / LEDGER_FILE)) as ledger:
-            with bars.stage("Importing", total=summary.lines) as stage:
+            with bars.stage(m("Importing"), total=summary.lines) as stage:
                 imported = import_files(
                     ledger, [folder / SCENARIO_FILE], on_reject=on_reject, progress=stage.advance
                 )
-            with bars.stage("Reconciling statements"):
+            with bars.stage(m("Reconciling statements")):
                 late_report = import_files(
                     ledger, [folder / LATE_ENTRIES_FILE], on_reject=late_rejects.append
                 )
@@ -296,10 +300,10 @@ def run_demo(
                         actor="rekonsiliasi.dinsos",
                         on_reject=statement_rejects[channel].append,
                     )
-            with bars.stage("Building projections") as stage:
+            with bars.stage(m("Building projections")) as stage:
                 ledger.projections.catch_up(stage.update)
-            with bars.stage("Writing the report"):
-                write_report(ledger, folder / REPORT_DIR, as_of=config.end)
+            with bars.stage(m("Writing the report")):
+                write_report(ledger, folder / REPORT_DIR, as_of=config.end, lang=lang)
 
     return DemoResult(
         directory=folder,

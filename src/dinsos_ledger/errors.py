@@ -1,4 +1,8 @@
-"""Errors raised by the ledger, each carrying the SPEC error code it stands for."""
+"""Errors raised by the ledger, each carrying the error code it stands for.
+
+The codes, in the order the rules are checked, are :data:`CODES`; docs/commands.md lists
+them with these classes' docstrings.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ __all__ = [
 
 
 class LedgerError(Exception):
-    """Raised when the ledger refuses something; ``code`` is the SPEC error code."""
+    """Raised when the ledger refuses something; ``code`` is the error code of the reject line."""
 
     code: str = "error"
 
@@ -40,7 +44,10 @@ class LedgerError(Exception):
 
 
 class InvalidCommand(LedgerError, ValueError):
-    """Raised when a command is malformed: missing or unknown field, wrong type or format."""
+    """Raised when a line is malformed JSON, or a field is missing, unknown or wrong.
+
+    Wrong means of the wrong type, out of format or out of range.
+    """
 
     code = "invalid"
 
@@ -56,7 +63,10 @@ class IdConflict(LedgerError, ValueError):
 
 
 class UnknownSubject(LedgerError, LookupError):
-    """Raised when a command names a ref that is not registered."""
+    """Raised when a command names a ref that is not registered.
+
+    For ``enrol``: also when its ``cohort`` or ``household`` is not registered.
+    """
 
     code = "unknown_subject"
 
@@ -84,31 +94,43 @@ class NotApplicable(RuleViolation):
 
 
 class Closed(RuleViolation):
-    """Raised when the subject is closed, forgotten, withdrawn or completed."""
+    """Raised when the subject is closed or forgotten, or the enrolment withdrawn or completed.
+
+    For ``enrol`` the household is the subject checked.
+    A completed enrolment still accepts ``follow_up``; a closed household or veteran still
+    accepts ``reverse``, ``confirm`` and ``forget``; a forgotten one accepts nothing.
+    """
 
     code = "closed"
 
 
 class NotClosed(RuleViolation):
-    """Raised when ``forget`` names a subject that has not been closed."""
+    """Raised when ``forget`` names a subject that has not been closed (close it first)."""
 
     code = "not_closed"
 
 
 class BeforeRegistration(RuleViolation):
-    """Raised when a command's business date is before the subject's registration."""
+    """Raised when a command's business date is before the subject's registration.
+
+    For ``enrol``: before the household's or the cohort's registration.
+    """
 
     code = "before_registration"
 
 
 class NotEligible(RuleViolation):
-    """Raised when an allocation goes to a subject whose latest assessment does not allow it."""
+    """Raised when an allocation goes to a subject whose latest assessment does not allow it.
+
+    A household's latest assessment is missing or above the programme's desil limit (4
+    unless the programme sets its own); a veteran's is missing or not eligible.
+    """
 
     code = "not_eligible"
 
 
 class InsufficientAllocation(RuleViolation):
-    """Raised when a disbursement exceeds the outstanding balance in its programme."""
+    """Raised when a disbursement exceeds the subject's outstanding balance in its programme."""
 
     code = "insufficient_allocation"
 
@@ -144,7 +166,10 @@ class AmountMismatch(RuleViolation):
 
 
 class CohortFull(RuleViolation):
-    """Raised when an enrolment would take a cohort past its capacity."""
+    """Raised when an enrolment would take a cohort past its capacity.
+
+    Withdrawn enrolments do not take a seat.
+    """
 
     code = "cohort_full"
 
@@ -156,7 +181,10 @@ class AlreadyEnrolled(RuleViolation):
 
 
 class OutsideCohortDates(RuleViolation):
-    """Raised when an enrolment, attendance or completion falls outside the cohort's dates."""
+    """Raised when an enrolment, attendance or completion falls outside the cohort's dates.
+
+    An enrolment may come before the cohort starts, not after it ends.
+    """
 
     code = "outside_cohort_dates"
 
@@ -167,7 +195,7 @@ class StorageError(LedgerError, OSError):
     code = "storage"
 
 
-#: Every SPEC error code, in the order the rules are checked.
+#: Every error code, in the order the rules are checked.
 CODES: tuple[str, ...] = (
     "invalid",
     "id_conflict",

@@ -61,7 +61,7 @@ CODES: Final = (
 
 @attrs.frozen
 class Finding:
-    """A fact an auditor must look at (SPEC section 8); never personal data.
+    """A fact an auditor must look at (the findings rules); never personal data.
 
     ``on`` is the date the finding is about (see each check); ``related`` the other refs
     involved, sorted; ``programme`` is None where no programme applies.
@@ -142,7 +142,7 @@ def check_negative_balance(
 ) -> Finding | None:
     """``negative_balance``: the outstanding balance went below zero on some date.
 
-    The balance is that of SPEC section 4, on each date up to ``until``; ``on`` is the
+    The balance is that of the balance rules, on each date up to ``until``; ``on`` is the
     first date it was negative.
     """
     balance = 0

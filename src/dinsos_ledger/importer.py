@@ -30,6 +30,7 @@ from dinsos_ledger.privacy import keyed_digest
 __all__ = [
     "MAX_LINE_BYTES",
     "PARALLEL_MIN_BYTES",
+    "STDIN",
     "ImportReport",
     "Reject",
     "import_files",
@@ -54,7 +55,7 @@ class Reject:
     message: str
 
     def to_json(self) -> dict[str, Any]:
-        """The reject line of SPEC section 6."""
+        """The reject line of the CLI contract."""
         return {
             "file": self.file,
             "line": self.line,
@@ -72,9 +73,11 @@ class ImportReport:
     duplicates: int = 0
     rejected: int = 0
     lines: int = 0
+    refused_lines: list[int] = attrs.field(factory=list, repr=False)
+    """Line numbers refused in the batch just applied (cleared after each batch)."""
 
     def to_json(self) -> dict[str, int]:
-        """The ``--json`` summary of SPEC section 6."""
+        """The ``--json`` summary of the CLI contract."""
         return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
 
 
@@ -142,13 +145,19 @@ def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
 
 
 def read_commands(
-    stream: BinaryIO,
+    stream: BinaryIO, keep: dict[int, bytes] | None = None
 ) -> Iterator[tuple[int, Mapping[str, Any] | LedgerError]]:
-    """Yield ``(line number, command or InvalidCommand)`` for each non-blank line."""
+    """Yield ``(line number, command or InvalidCommand)`` for each non-blank line.
+
+    With ``keep``, each yielded line's bytes (as read, line end included) are stored there
+    under its number first, for a caller that writes refused lines back out unchanged.
+    """
     for number, raw in _lines(stream):
         if raw is None:
             yield number, InvalidCommand(f"line is longer than {MAX_LINE_BYTES} bytes")
             continue
+        if keep is not None and raw.strip(b" \t\r\n"):
+            keep[number] = raw
         # A byte-order mark from spreadsheet exports is not content.
         line = raw[3:] if number == 1 and raw.startswith(b"\xef\xbb\xbf") else raw
         if not line.strip(b" \t\r\n"):
@@ -164,35 +173,59 @@ def import_files(
     progress: Callable[[int], None] | None = None,
     batch_size: int = 500,
     parallel: bool | None = None,
+    on_retry: Callable[[bytes], None] | None = None,
 ) -> ImportReport:
     """Apply the commands of ``paths`` in order, ``batch_size`` per transaction.
 
-    ``on_reject`` is called for each refused line once its batch is committed; ``progress``
+    A path ``-`` is standard input. ``on_reject`` is called for each refused line once its
+    batch is committed, and then ``on_retry`` (if given) with the line's bytes as read (a
+    line over :data:`MAX_LINE_BYTES` is not kept, so it is not handed over); ``progress``
     with the number of lines handled so far. Files are opened before anything is applied,
     so an unreadable file stops the import before it starts (:class:`OSError`).
 
     With ``parallel`` (by default: files of at least :data:`PARALLEL_MIN_BYTES` on a
     machine with more than one core) a second process reads, validates and digests the
     next batch while this one applies the current one; the outcome is the same line for
-    line, only sooner.
+    line, only sooner. Standard input and ``on_retry`` are read in this process.
     """
-    streams = [path.open("rb") for path in paths]
+    streams = [_open_input(path) for path in paths]
     report = ImportReport()
+    raw: dict[int, bytes] | None = {} if on_retry is not None else None
     try:
+        if any(str(path) == STDIN for path in paths) or raw is not None:
+            parallel = False
         if parallel is None:
             size = sum(os.fstat(stream.fileno()).st_size for stream in streams)
             parallel = size >= PARALLEL_MIN_BYTES and (os.cpu_count() or 1) > 1
         batches = (
             _read_elsewhere(ledger, paths, batch_size)
             if parallel
-            else _read_here(ledger, streams, batch_size)
+            else _read_here(ledger, streams, batch_size, raw)
         )
         for index, pending in batches:
             _flush(ledger, str(paths[index]), pending, report, on_reject, progress)
+            if raw is not None and on_retry is not None:
+                for line in report.refused_lines:
+                    kept = raw.get(line)
+                    if kept is not None:
+                        on_retry(kept)
+                raw.clear()
+            report.refused_lines.clear()
     finally:
         for stream in streams:
-            stream.close()
+            if stream is not sys.stdin.buffer:
+                stream.close()
     return report
+
+
+#: The path that means standard input.
+STDIN: Final = "-"
+
+
+def _open_input(path: Path) -> BinaryIO:
+    if str(path) == STDIN:
+        return sys.stdin.buffer
+    return path.open("rb")
 
 
 #: Below this many bytes of input an import validates in its own process: starting the
@@ -207,11 +240,15 @@ def _prepared_batches(
     digest: Callable[[bytes], str],
     batch_size: int,
     legacy: Callable[[bytes], str] | None = None,
+    raw: dict[int, bytes] | None = None,
 ) -> Iterator[tuple[int, _Batch]]:
-    """``(file index, [(line number, prepared command)])`` per batch, in order."""
+    """``(file index, [(line number, prepared command)])`` per batch, in order.
+
+    With ``raw``, the bytes of each line of the batch are kept there by line number.
+    """
     for index, stream in enumerate(streams):
         pending: _Batch = []
-        for number, item in read_commands(stream):
+        for number, item in read_commands(stream, raw):
             pending.append((number, prepare(item, digest, legacy)))
             if len(pending) >= batch_size:
                 yield index, pending
@@ -221,10 +258,13 @@ def _prepared_batches(
 
 
 def _read_here(
-    ledger: Ledger, streams: Sequence[BinaryIO], batch_size: int
+    ledger: Ledger,
+    streams: Sequence[BinaryIO],
+    batch_size: int,
+    raw: dict[int, bytes] | None = None,
 ) -> Iterator[tuple[int, _Batch]]:
     digest, legacy = ledger.body_digests()
-    return _prepared_batches(streams, digest, batch_size, legacy)
+    return _prepared_batches(streams, digest, batch_size, legacy, raw)
 
 
 #: Environment variables the reader process keeps: enough to run Python and decode file
@@ -450,6 +490,7 @@ def _flush(
             report.duplicates += 1
         else:
             report.rejected += 1
+            report.refused_lines.append(number)
             on_reject(
                 Reject(file, number, outcome.id, outcome.code or "invalid", outcome.message or "")
             )

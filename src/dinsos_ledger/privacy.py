@@ -1,8 +1,8 @@
 """Encryption of personal data: a master key, per-subject data keys, sealed fields.
 
-Personal data (SPEC section 2) is sealed with AES-GCM under a data key that belongs to
+Personal data (the subject kinds) is sealed with AES-GCM under a data key that belongs to
 one subject. Data keys are stored only wrapped (encrypted) under the master key, so
-destroying a subject's wrapped key ("crypto-shredding", SPEC section 7) makes every
+destroying a subject's wrapped key ("crypto-shredding", the audit and privacy rules) makes every
 copy of its sealed fields unreadable, in events, snapshots and backups alike, while the
 events themselves stay immutable and the integrity chain stays intact.
 
@@ -292,7 +292,7 @@ def load_master_key_file(path: pathlib.Path, *, create: bool) -> MasterKey:
     """Return the master key kept in ``path`` (base64 of 32 bytes), creating it if allowed.
 
     With ``create=True`` a missing file is created atomically with a new random key and
-    mode 0600 (SPEC section 7: ``TARGET.key`` beside a SQLite ledger).
+    mode 0600 (the audit and privacy rules: ``TARGET.key`` beside a SQLite ledger).
     """
 
     def new_file() -> bytes:

@@ -1,4 +1,4 @@
-"""Payment channels' statements turned into ``confirm`` and ``reverse`` commands (SPEC section 9).
+"""Payment channels' statements turned into ``confirm`` and ``reverse`` commands.
 
 A statement is a CSV file with a header naming at least the columns
 ``channel_ref,reference,ref,amount,status,date`` (in any order; other columns are ignored

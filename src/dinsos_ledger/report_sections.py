@@ -216,18 +216,20 @@ _NUM: Final = ' class="num"'
 
 
 def _table(headers: Sequence[tuple[str, bool]], rows: Iterable[Sequence[object]]) -> str:
+    # A "stack" table: on a phone each row shows as label-value lines (the report's CSS),
+    # so no column is cut off or needs sideways scrolling.
     head = "".join(f'<th{_NUM if num else ""} scope="col">{_e(h)}</th>' for h, num in headers)
     body = "".join(
         "<tr>"
         + "".join(
-            f"<td{_NUM if num else ''}>{_e(v)}</td>"
-            for v, (_, num) in zip(row, headers, strict=True)
+            f'<td{_NUM if num else ""} data-label="{_e(h)}">{_e(v)}</td>'
+            for v, (h, num) in zip(row, headers, strict=True)
         )
         + "</tr>"
         for row in rows
     )
     return (
-        f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+        f'<div class="scroll"><table class="stack"><thead><tr>{head}</tr></thead>'
         f"<tbody>{body}</tbody></table></div>"
     )
 

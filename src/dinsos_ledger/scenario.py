@@ -1,6 +1,6 @@
 """A deterministic generator of realistic command files for Kutai Timur.
 
-:func:`generate` writes a JSON Lines command file (SPEC section 3) describing a district's
+:func:`generate` writes a JSON Lines command file (the command format) describing a district's
 social-service delivery: households registered and assessed by desil, PKH tranches and BPNT
 payments with the occasional reversal, home visits with realistic gaps, veterans' *tali asih*
 handed over each November, KUBE training cohorts, closures and UU PDP erasures. The

@@ -32,7 +32,7 @@ __all__ = [
     "subject_id",
 ]
 
-#: Largest amount one command may carry, in whole rupiah (SPEC section 3).
+#: Largest amount one command may carry, in whole rupiah (the command format).
 MAX_AMOUNT: Final = 10**12
 
 #: Namespace of the aggregate ids derived from refs. Never change it: stored events name ids.
@@ -60,7 +60,7 @@ def subject_id(ref: str) -> uuid.UUID:
 
 @enum.unique
 class Kind(enum.Enum):
-    """The kinds of subject the ledger keeps (SPEC section 2)."""
+    """The kinds of subject the ledger keeps (the subject kinds)."""
 
     HOUSEHOLD = "household"
     VETERAN = "veteran"

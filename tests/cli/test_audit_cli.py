@@ -1,6 +1,6 @@
 """End-to-end tests of the auditors' verbs: verify, checkpoint, show --known-at, history, forget.
 
-Outputs are compared whole where the SPEC or the auditors' guide fixes them; every verb
+Outputs are compared whole where the documentation or the auditors' guide fixes them; every verb
 runs on SQLite and PostgreSQL.
 """
 
@@ -138,7 +138,7 @@ def test_verify_of_an_empty_ledger_is_ok(run: Run, target: str) -> None:
 
 
 def test_verify_of_an_intact_ledger_prints_ok_and_the_count(loaded: Run, target: str) -> None:
-    """SPEC section 6: exit 0 and `ok: N events`, N counting every stored event."""
+    """the CLI contract: exit 0 and `ok: N events`, N counting every stored event."""
     result = loaded("verify")
     assert result.exit_code == 0
     assert result.stdout == f"ok: {len(stored(target))} events\n"
@@ -674,7 +674,7 @@ def test_history_of_an_unknown_ref_exits_1(loaded: Run) -> None:
 
 
 def test_forget_of_an_open_subject_exits_1_with_not_closed(loaded: Run) -> None:
-    """SPEC section 3: forget needs a closed subject; the code and message are shown."""
+    """the command format: forget needs a closed subject; the code and message are shown."""
     result = loaded("forget", "KT-HH-0003", "--actor", "kepala.dinas", "--reason", "UU PDP")
     assert result.exit_code == 1
     assert result.stderr == (

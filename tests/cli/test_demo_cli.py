@@ -58,14 +58,16 @@ def test_the_demo_prints_where_everything_is_on_stderr(built: tuple[Path, Result
     summary = json.loads(result.stdout)
     for name in ("scenario.jsonl", "dinsos-ledger.sqlite", "rejects.jsonl", "report/index.html"):
         assert str(directory / name) in result.stderr
-    assert f"{summary['rejected']} rejected" in result.stderr
-    assert "refused as expected" in result.stderr
+    assert f"{summary['rejected']} ditolak" in result.stderr
+    assert "ditolak sesuai harapan" in result.stderr
+    assert "Selanjutnya: buka" in result.stderr
 
 
 def test_progress_is_not_drawn_when_stderr_is_not_a_terminal(built: tuple[Path, Result]) -> None:
     """Under a test runner stderr is a pipe: no bars, no control characters."""
     _, result = built
     assert "Importing" not in result.stderr
+    assert "Mengimpor" not in result.stderr
     assert "\x1b[" not in result.stderr
     assert "\r" not in result.stderr
 
@@ -73,7 +75,7 @@ def test_progress_is_not_drawn_when_stderr_is_not_a_terminal(built: tuple[Path, 
 def test_the_demo_rejects_file_holds_one_spec_reject_line_per_refused_command(
     built: tuple[Path, Result],
 ) -> None:
-    """Each line is ``{"file", "line", "id", "code", "message"}`` (SPEC section 6)."""
+    """Each line is ``{"file", "line", "id", "code", "message"}`` (the CLI contract)."""
     directory, result = built
     lines = (directory / "rejects.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == json.loads(result.stdout)["rejected"] > 0
@@ -152,10 +154,29 @@ def test_the_report_verb_writes_the_page_of_any_ledger_as_of_a_date(
     )
     assert result.exit_code == 0, result.stderr
     page = (out / "index.html").read_text(encoding="utf-8")
-    assert "as of <strong>2025-06-30</strong>" in page
+    assert "per 30\u00a0Juni 2025" in page
+    assert '<html lang="id">' in page
     assert page_problems(page) == []
-    assert result.stderr.strip() == f"wrote {out / 'index.html'}"
+    assert result.stderr.strip() == f"laporan ditulis ke {out / 'index.html'}: buka di peramban"
     assert result.stdout == ""
+
+
+def test_the_report_verb_writes_english_with_lang_en(
+    built: tuple[Path, Result], tmp_path: Path
+) -> None:
+    """``report OUT_DIR --lang en`` writes the English page and says so in English."""
+    directory, _ = built
+    out = tmp_path / "en"
+    db = str(directory / "dinsos-ledger.sqlite")
+    result = run("--db", db, "--lang", "en", "report", str(out), "--as-of", "2025-06-30")
+    assert result.exit_code == 0, result.stderr
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert '<html lang="en">' in page
+    assert "as of 30\u00a0June 2025" in page
+    assert result.stderr.strip() == f"wrote {out / 'index.html'}: open it in a browser"
+    again = run("--db", db, "report", str(out), "--lang", "en", "--as-of", "2025-06-30")
+    assert again.exit_code == 0, again.stderr
+    assert (out / "index.html").read_text(encoding="utf-8") == page
 
 
 def test_the_report_verb_is_silent_with_quiet(built: tuple[Path, Result], tmp_path: Path) -> None:
@@ -187,17 +208,19 @@ def test_the_report_of_an_empty_ledger_is_still_a_page(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     page = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
     assert page_problems(page) == []
-    assert "No households yet" in page
+    assert "Belum ada keluarga" in page
 
 
 def test_the_report_verb_says_when_it_cannot_write(tmp_path: Path) -> None:
-    """OUT_DIR under a file: exit 2 with ``Error: cannot write the report …``."""
+    """OUT_DIR under a file: exit 2 with ``Error: tidak dapat menulis laporan …`` (or English)."""
     blocker = tmp_path / "file"
     blocker.write_text("x", encoding="utf-8")
     Ledger(str(tmp_path / "l.sqlite")).disconnect()
     result = run("--db", str(tmp_path / "l.sqlite"), "report", str(blocker / "out"))
     assert result.exit_code == 2
-    assert result.stderr.startswith("Error: cannot write the report")
+    assert result.stderr.startswith("Error: tidak dapat menulis laporan ke")
+    english = run("--db", str(tmp_path / "l.sqlite"), "--lang", "en", "report", str(blocker / "o"))
+    assert english.stderr.startswith("Error: cannot write the report")
 
 
 def test_the_demo_reconciles_statements_and_leaves_findings_to_audit(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""``dinsos-ledger import`` and ``show`` end to end (SPEC sections 3 and 6), on both backends.
+"""``dinsos-ledger import`` and ``show`` end to end (the command format and the CLI contract), on both backends.
 
 The acceptance fixture ``tests/data/field_office.jsonl`` must give exactly the outcomes of
 ``field_office.expected.jsonl``, line by line; importing it again records nothing twice;
@@ -351,7 +351,7 @@ def test_an_empty_file_imports_nothing_and_exits_0(
         0,
         {"accepted": 0, "duplicates": 0, "rejected": 0},
     )
-    assert "no commands" in result.stderr
+    assert "masukan tidak berisi perintah" in result.stderr
 
 
 def test_a_missing_file_exits_2_before_anything_is_imported(target: str, tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """End-to-end tests of the projection verbs: balances, continuity, roll-ups, rebuild, export.
 
 A small command file is written here by hand, and every expected answer below is worked
-out by hand from SPEC sections 4 and 5 (the working is in the comments). Each test runs on
+out by hand from the balance rules and the continuity rules (the working is in the comments). Each test runs on
 SQLite and on PostgreSQL.
 """
 
@@ -127,7 +127,7 @@ COMMANDS = [
 #: One event per command, and two for the enrolment (its own and the cohort's seat).
 EVENTS = len(COMMANDS) + 1
 
-# Balances (SPEC 4) as of 2025-06-30: the cohort's allocation of May 1 counts; VT-A's
+# Balances (the balance rules) as of 2025-06-30: the cohort's allocation of May 1 counts; VT-A's
 # payment was reversed on Mar 1 <= D, so it no longer counts as disbursed.
 BALANCES_JUNE = [
     {
@@ -188,7 +188,7 @@ def timeline(
     last: str,
     status: str,
 ) -> dict[str, Any]:
-    """A continuity row as SPEC section 6 prints it."""
+    """A continuity row as the CLI contract prints it."""
     return {
         "ref": ref,
         "kind": kind,
@@ -205,7 +205,7 @@ def timeline(
     }
 
 
-# Continuity (SPEC 5) as of 2025-06-30; HH-B (registered Jul 1) has no timeline.
+# Continuity (the continuity rules) as of 2025-06-30; HH-B (registered Jul 1) has no timeline.
 CONTINUITY_JUNE = [
     # Jan 1 .. Jun 30 is 181 days. Contacts Jan 1 (register, assess), Feb 1 (payment),
     # May 20 (enrol) and Jun 2 (attend); the not_found follow-up is none. Feb 1 covers up to
@@ -298,7 +298,7 @@ def test_balances_json_is_the_spec_rows_worked_out_by_hand(loaded: Run) -> None:
 
 
 def test_continuity_json_is_the_spec_timelines_worked_out_by_hand(loaded: Run) -> None:
-    """Timelines sorted by ref, with gaps, coverage to 4 places and status (SPEC 5, 6)."""
+    """Timelines sorted by ref, with gaps, coverage to 4 places and status (the continuity rules and the CLI contract)."""
     assert as_json(loaded("continuity", "--as-of", "2025-06-30", "--json")) == CONTINUITY_JUNE
     assert as_json(loaded("continuity", "--as-of", "2025-02-15", "--json")) == CONTINUITY_FEBRUARY
     july = as_json(loaded("continuity", "--as-of", "2025-07-01", "--json"))
@@ -394,7 +394,8 @@ def test_without_json_the_verbs_print_aligned_tables(loaded: Run) -> None:
     )
     result = loaded("overdue", "--as-of", "2025-06-30")
     assert result.stdout == (
-        "ref   kind       last contact  days overdue\nHH-D  household  2025-03-15              18\n"
+        "ref   kind       kecamatan    last contact  days overdue\n"
+        "HH-D  household  Muara Wahau  2025-03-15              18\n"
     )
     lines = loaded("continuity", "--as-of", "2025-06-30").stdout.splitlines()
     assert lines[0].split() == [
@@ -435,17 +436,31 @@ def test_an_empty_ledger_answers_empty_arrays(run: Run, target: str) -> None:
         assert as_json(run(verb, "--json")) == [], verb
         result = run(verb)
         assert (result.exit_code, result.stdout) == (0, ""), verb
-        assert result.stderr.startswith("no "), verb
+        assert result.stderr.startswith("tidak ada "), verb
+        english = run("--lang", "en", verb)
+        assert english.stderr.startswith("no "), verb
 
 
-@pytest.mark.parametrize("day", ["2025-02-30", "2025-2-3", "yesterday", "2025-02-03T00:00"])
+@pytest.mark.parametrize("day", ["2025-2-3", "yesterday", "2025-02-03T00:00"])
 def test_an_invalid_as_of_is_a_usage_error(run: Run, day: str) -> None:
-    """Anything but an existing YYYY-MM-DD date exits 2 and says what was expected."""
+    """Anything not shaped YYYY-MM-DD exits 2 and says what was expected (id, or en)."""
     for verb in ("balances", "continuity", "coverage", "overdue", "outstanding"):
         result = run(verb, "--as-of", day, "--json")
         assert result.exit_code == 2, verb
         assert result.stdout == ""
-        assert f"must be a date YYYY-MM-DD (got '{day}')" in result.stderr
+        assert f"harus berupa tanggal YYYY-MM-DD (diberikan '{day}')" in result.stderr
+        english = run("--lang", "en", verb, "--as-of", day, "--json")
+        assert f"must be a date YYYY-MM-DD (got '{day}')" in english.stderr
+
+
+@pytest.mark.parametrize("day", ["2025-02-30", "2025-13-01", "2025-04-31"])
+def test_an_as_of_that_does_not_exist_says_so(run: Run, day: str) -> None:
+    """A well-shaped date the calendar lacks exits 2 saying that date does not exist."""
+    result = run("balances", "--as-of", day, "--json")
+    assert result.exit_code == 2
+    assert f"tanggal {day} tidak ada di kalender" in result.stderr
+    english = run("--lang", "en", "balances", "--as-of", day)
+    assert f"{day} does not exist in the calendar" in english.stderr
 
 
 @pytest.mark.usefixtures("loaded")
@@ -462,7 +477,11 @@ def test_rebuild_drops_and_rebuilds_and_says_what_it_did(loaded: Run) -> None:
     result = loaded("rebuild")
     assert (result.exit_code, result.stdout) == (
         0,
-        f"rebuilt subjects, money, contacts, reconciliation, findings from {EVENTS} events\n",
+        f"subjects, money, contacts, reconciliation, findings dibangun ulang dari {EVENTS} peristiwa\n",
+    )
+    english = loaded("--lang", "en", "rebuild")
+    assert english.stdout == (
+        f"rebuilt subjects, money, contacts, reconciliation, findings from {EVENTS} events\n"
     )
     assert as_json(loaded("rebuild", "money", "contacts", "--json")) == {
         "rebuilt": ["money", "contacts"],
@@ -474,7 +493,7 @@ def test_rebuild_drops_and_rebuilds_and_says_what_it_did(loaded: Run) -> None:
 
 def test_rebuild_in_small_pages_gives_the_same_answers(loaded: Run) -> None:
     """--page-size changes how often a rebuild commits, not what it builds; 0 is refused."""
-    result = loaded("rebuild", "--page-size", "7")
+    result = loaded("--lang", "en", "rebuild", "--page-size", "7")
     assert (result.exit_code, result.stdout) == (
         0,
         f"rebuilt subjects, money, contacts, reconciliation, findings from {EVENTS} events\n",
@@ -597,7 +616,7 @@ def test_export_to_stdout_and_its_usage_errors(loaded: Run, tmp_path: Path) -> N
     assert loaded("export", "--format", "parquet", "-").exit_code == 2
     nowhere = loaded("export", "--format", "jsonl", str(tmp_path / "missing" / "events.jsonl"))
     assert nowhere.exit_code == 2
-    assert nowhere.stderr.startswith("Error: cannot write ")
+    assert nowhere.stderr.startswith("Error: tidak dapat menulis ")
     assert not (tmp_path / "missing").exists()
 
 

@@ -712,7 +712,7 @@ def test_history_lists_every_event_in_order_without_personal_data(loaded: Ledger
 
 
 def test_history_types_are_snake_case_past_tense(loaded: Ledger) -> None:
-    """Event types read like the SPEC's words (allocated, disbursement_reversed, …)."""
+    """Event types read like the documented words (allocated, disbursement_reversed, …)."""
     types = {entry["type"] for entry in audit.history(loaded, "KT-HH-0003")}
     assert {"registered", "assessed", "allocated", "disbursed", "disbursement_reversed"} <= types
 
@@ -769,7 +769,7 @@ def test_forget_keeps_balances_timelines_and_the_chain(loaded: Ledger, target: s
 
 
 def test_forget_of_an_open_subject_is_refused_and_changes_nothing(loaded: Ledger) -> None:
-    """The SPEC's not_closed: the key stays, the personal data still opens."""
+    """The documented not_closed: the key stays, the personal data still opens."""
     outcome = loaded.execute(audit.forget_command("KT-HH-0003", actor="x", reason="r"))
     assert (outcome.status, outcome.code) == ("rejected", "not_closed")
     assert loaded.show("KT-HH-0003")["head_name"] == "Yohanes Lawing"

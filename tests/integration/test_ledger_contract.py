@@ -443,7 +443,7 @@ class TestLedgerContract:
     def test_show_gives_a_households_state_with_its_personal_data_opened(
         self, ledger: Ledger, reopen: Callable[[], Ledger]
     ) -> None:
-        """The view has ref, kind, version, region and the household's PII (SPEC section 6)."""
+        """The view has ref, kind, version, region and the household's PII (the CLI contract)."""
         ledger.apply_batch(
             [household("c-1", "HH-1"), line("c-2", "assess", "HH-1", "2025-01-13", desil=2)]
         )

@@ -152,7 +152,7 @@ def test_a_projection_named_on_the_command_line_or_in_the_environment_is_kept(
     _import(target)
     result = _cli(target, "--projection", "desa_report:DesaMonthly", "rebuild", "desa_monthly")
     assert result.exit_code == 0, result.output
-    assert "rebuilt desa_monthly" in result.stdout
+    assert "desa_monthly" in result.stdout
     assert _cli(target, "rebuild", "desa_monthly").exit_code == 2  # not known without it
     monkeypatch.setenv(registry.ENV_VAR, "desa_report:DesaMonthly")
     assert _cli(target, "rebuild", "desa_monthly").exit_code == 0
@@ -485,7 +485,7 @@ def test_an_engine_on_a_scratch_connection_rebuilds_a_copy_and_leaves_the_ledger
     before = _tables(ledger, ("proj_subjects", "proj_money", "proj_tracking"))
     copy = ProjectionEngine(
         ledger,
-        [p for p in engine.projections if p is not engine.subjects],
+        [p for p in engine.projections if p.name in ("money", "contacts")],
         connection=engine.connection.scratch(str(tmp_path)),
     )
     try:

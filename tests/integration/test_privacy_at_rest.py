@@ -1,4 +1,4 @@
-"""Personal data at rest and in messages (SPEC section 7), on SQLite and PostgreSQL.
+"""Personal data at rest and in messages (the audit and privacy rules), on SQLite and PostgreSQL.
 
 After a realistic import nothing the database holds (every table, every file) contains a
 NIK, family-card number or name in plain text; after ``forget`` the subject's wrapped key

@@ -51,7 +51,7 @@ def sql(target: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple
 def loaded(target: str) -> str:
     """A ledger holding the field-office file, its projections caught up by the import."""
     result = cli(target, "import", str(FIELD_OFFICE), "--json")
-    assert json.loads(result.stdout)["accepted"] == 59
+    assert json.loads(result.stdout)["accepted"] == 60
     return target
 
 
@@ -308,3 +308,16 @@ def test_projections_at_different_positions_are_each_compared_at_their_own(
     assert report.finding is not None
     assert report.finding.projection is not None
     assert report.finding.projection.key == {"kind": "household"}
+
+
+def test_the_findings_projections_which_read_the_keyed_index_are_verified_too(
+    loaded: str,
+) -> None:
+    """Projections that read the ledger's own tables (the keyed index) rebuild and compare."""
+    assert verify_json(loaded)[0] == 0
+    tables = ["proj_closures", "proj_payments", "proj_shared", "proj_future", "proj_not_found"]
+    table = next(t for t in tables if sql(loaded, f"SELECT COUNT(*) FROM {t}")[0][0])
+    sql(loaded, f"DELETE FROM {table}")
+    code, report = verify_json(loaded)
+    assert code == 1
+    assert report["finding"]["table"] == table

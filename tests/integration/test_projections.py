@@ -1,7 +1,7 @@
-"""The projections on a real store: exactly once, rebuildable, and right by SPEC 4 and 5.
+"""The projections on a real store: exactly once, rebuildable, and right by the balance rules and 5.
 
 Every test runs on SQLite and on PostgreSQL (the ``backend`` fixture). Answers are checked
-against values worked out by hand from the SPEC, and, for generated command lists, against
+against values worked out by hand from the documentation, and, for generated command lists, against
 the plain reference model of ``tests/model.py``, which computes balances and timelines day
 by day from the accepted commands.
 """
@@ -283,7 +283,7 @@ EXAMPLES = {"sqlite": None, "postgres": 20}
 
 
 def test_incremental_rebuilt_and_model_agree(backend: str, fresh: Callable[[], Any]) -> None:
-    """Catching up chunk by chunk equals a rebuild, and both equal the model (SPEC 4, 5).
+    """Catching up chunk by chunk equals a rebuild, and both equal the model (the balance rules and the continuity rules).
 
     Commands are applied in chunks with a catch-up (in small pages) after each; then the
     answers as of a few dates are compared with the model, the gaps are checked day by
@@ -352,7 +352,7 @@ def check_findings_and_reconciliation(
 ) -> None:
     """Findings (but future_dated) and reconciliation equal the model's.
 
-    With no as-of date and as of each of ``dates`` (SPEC 8, 9); the model has no recorded
+    With no as-of date and as of each of ``dates`` (the findings rules and the reconciliation rules); the model has no recorded
     times, so it cannot tell future-dated events.
     """
     today = today_in_wita()

@@ -53,7 +53,7 @@ def test_a_json_py_in_the_working_directory_is_never_run(
     monkeypatch.setenv("PYTHONPATH", str(folder))
     monkeypatch.setenv("PYTHONSTARTUP", str(folder / "json.py"))
     report = import_files(ledger, [FIELD_OFFICE], on_reject=lambda _: None, parallel=True)
-    assert report.accepted == 59
+    assert report.accepted == 60
     assert not marker.exists()
 
 
@@ -89,7 +89,7 @@ def test_the_reader_gets_no_master_key_in_its_environment_or_its_settings(
     monkeypatch.setattr(importer.sys, "executable", str(wrapper))
     monkeypatch.setattr(importer.subprocess, "Popen", popen)
     report = import_files(ledger, [FIELD_OFFICE], on_reject=lambda _: None, parallel=True)
-    assert report.accepted == 59
+    assert report.accepted == 60
     environment = env_dump.read_text(encoding="utf-8")
     assert "DINSOS_LEDGER" not in environment
     assert secret not in environment
@@ -111,7 +111,7 @@ def test_nothing_the_reader_sends_is_unpickled(
     monkeypatch.setattr(pickle, "loads", refuse)
     monkeypatch.setattr(pickle, "load", refuse)
     report = import_files(ledger, [FIELD_OFFICE], on_reject=lambda _: None, parallel=True)
-    assert (report.accepted, report.rejected) == (59, 51)
+    assert (report.accepted, report.rejected) == (60, 55)
 
 
 class _RunsCode:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import html as html_lib
 import json
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -177,17 +179,20 @@ def test_the_written_report_shows_the_district_without_personal_data(
 ) -> None:
     """index.html holds the overdue row and the balances, valid, with no NIK or name."""
     _small_district(ledger)
-    path = write_report(ledger, tmp_path / "out", as_of=D(2025, 8, 1))
+    path = write_report(ledger, tmp_path / "out", as_of=D(2025, 8, 1), lang="en")
     assert path == tmp_path / "out" / "index.html"
     page = path.read_text(encoding="utf-8")
     assert page_problems(page) == []
     assert sorted(chart_svgs(page)) == sorted(chart_id for chart_id, _ in CHARTS)
     assert (
-        "<tr><td>KT-HH-0001</td><td>household</td><td>Sangatta Utara</td>"
-        '<td>2025-03-01</td><td class="num">64</td></tr>'
+        '<tr><td data-label="ref">KT-HH-0001</td>'
+        '<td class="secondary" data-label="kind">household</td>'
+        '<td data-label="kecamatan">Sangatta Utara</td>'
+        '<td class="secondary" data-label="last contact">1\u00a0March 2025</td>'
+        '<td class="num" data-label="days overdue">64</td></tr>'
     ) in page
     assert (
-        "Accrued so far Rp\u00a0500.000, handed over Rp\u00a0400.000, owed Rp\u00a0100.000" in page
+        "Accrued so far Rp\u00a0500,000, handed over Rp\u00a0400,000, owed Rp\u00a0100,000" in page
     )
     for secret in (
         "6408041201250001",
@@ -291,6 +296,84 @@ def _chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+# Headless Chromium will not make its window narrower than 500 px, so the page is laid out
+# in an iframe of the screen's width inside a harness page, whose script measures it and
+# writes what it found into the DOM that --dump-dom prints. The report itself has no scripts.
+_HARNESS = """<!DOCTYPE html><html><body style="margin:0">
+<iframe id="screen" src="REPORT" style="width:WIDTHpx;height:844px;border:0"></iframe>
+<script>
+window.addEventListener("load", () => {
+  const doc = document.getElementById("screen").contentDocument;
+  const win = doc.defaultView;
+  const view = doc.documentElement.clientWidth;
+  let widest = 0, culprit = "";
+  for (const e of doc.querySelectorAll("body *")) {
+    const box = e.getBoundingClientRect();
+    if (box.width > 0 && box.right > widest) {
+      widest = box.right;
+      const cls = typeof e.className === "string" ? e.className : e.className.baseVal;
+      culprit = e.tagName + (e.id ? "#" + e.id : "") + "." + cls;
+    }
+  }
+  const shown = (e) => win.getComputedStyle(e).display !== "none";
+  const out = document.createElement("pre");
+  out.id = "measured";
+  out.textContent = JSON.stringify({
+    view, scroll: doc.documentElement.scrollWidth, widest: Math.ceil(widest), culprit,
+    hidden: [...doc.querySelectorAll("th.secondary")].filter((e) => !shown(e)).length,
+    stacked: [...doc.querySelectorAll("table.stack thead")].filter((e) => !shown(e)).length,
+    charts: [...doc.querySelectorAll("svg.chart")].map(
+      (e) => Math.round(e.getBoundingClientRect().width)),
+  });
+  document.body.appendChild(out);
+});
+</script></body></html>"""
+
+
+def _measured(page: Path, width: int, tmp_path: Path) -> dict[str, Any]:
+    harness = tmp_path / f"harness-{width}.html"
+    harness.write_text(
+        _HARNESS.replace("REPORT", page.resolve().as_uri()).replace("WIDTH", str(width)),
+        encoding="utf-8",
+    )
+    dom = _chromium(
+        "--allow-file-access-from-files",
+        "--window-size=1400,900",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        harness.as_uri(),
+        profile=tmp_path / f"profile-{width}",
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    found = re.search(r'<pre id="measured">(.*?)</pre>', dom.stdout, flags=re.DOTALL)
+    assert found, dom.stdout[-2000:]
+    result: dict[str, Any] = json.loads(html_lib.unescape(found.group(1)))
+    return result
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is not installed at /usr/bin/chromium")
+@pytest.mark.parametrize("width", [390, 1280], ids=["phone", "desktop"])
+def test_the_report_fits_the_screen_without_sideways_scrolling(
+    demo_dir: Path, tmp_path: Path, width: int
+) -> None:
+    """At 390 px (a phone) and 1280 px nothing is wider than the screen; charts fill it."""
+    measured = _measured(demo_dir / "report" / "index.html", width, tmp_path)
+    assert measured["view"] == width, measured
+    assert measured["scroll"] <= measured["view"], measured
+    assert measured["widest"] <= measured["view"], measured
+    assert len(measured["charts"]) == len(CHARTS)
+    if width < 480:
+        # The phone drops the secondary columns and stacks the wide tables' rows;
+        # every chart takes the whole width of its card.
+        assert measured["hidden"] >= 3, measured
+        assert measured["stacked"] >= 2, measured
+        assert all(w >= width - 60 for w in measured["charts"]), measured
+    else:
+        assert measured["hidden"] == 0, measured
+        assert measured["stacked"] == 0, measured
+        assert all(w <= 640 for w in measured["charts"]), measured  # text not oversized
+
+
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is not installed at /usr/bin/chromium")
 def test_the_report_renders_in_headless_chromium(demo_dir: Path, tmp_path: Path) -> None:
     """Chromium loads the page offline; its DOM has every chart; a phone-sized shot is drawn."""
@@ -335,5 +418,5 @@ def test_the_demo_report_shows_the_programmes_and_bpnt_widened_after_the_flood(
     section = page[page.index('<section id="programmes">') :]
     section = section[: section.index("</section>")]
     for code in ("BPNT", "PELATIHAN", "PKH", "SEKOLAH_RAKYAT", "TALI_ASIH"):
-        assert f"<td>{code}</td>" in section
-    assert "sejak 2025-01-01: desil ≤ 4 → sejak 2025-06-01: desil ≤ 5" in section
+        assert f'<td data-label="program">{code}</td>' in section
+    assert "sejak 1\u00a0Januari 2025: desil ≤ 4 → sejak 1\u00a0Juni 2025: desil ≤ 5" in section

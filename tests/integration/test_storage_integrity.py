@@ -7,17 +7,22 @@ on SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 import re
+import shutil
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from dinsos_ledger import audit
 from dinsos_ledger.application import Ledger
 from dinsos_ledger.errors import StorageError
 from dinsos_ledger.types import subject_id
 
-from tests.attacker import drop_guards, run_sql
+from tests.attacker import drop_guards, restore_guards, run_sql
 
 
 def _command(n: int, name: str, ref: str, **fields: Any) -> dict[str, Any]:
@@ -131,6 +136,8 @@ WRITES = {
     "command ids": r"INSERT INTO \S*dinsos_commands",
     "keys": r"INSERT INTO \S*dinsos_keys",
     "key deletes": r"DELETE FROM \S*dinsos_keys",
+    "index entries": r"INSERT INTO \S*dinsos_index",
+    "index deletes": r"DELETE FROM \S*dinsos_index",
     "after every write": None,
 }
 
@@ -276,3 +283,75 @@ def test_a_ledger_refuses_to_open_with_eventsourcing_database_functions(
         pytest.skip("a PostgreSQL setting")
     with pytest.raises(StorageError, match="POSTGRES_ENABLE_DB_FUNCTIONS"):
         Ledger(make_target(), env={"POSTGRES_ENABLE_DB_FUNCTIONS": "y"})
+
+
+# ----------------------------------------------------------------- every spelling, every event
+
+
+def _respell(hex_id: str, how: str, mask: int) -> str:
+    """``hex_id`` (32 lower-case hex digits) written another way that names the same uuid."""
+    u = uuid.UUID(hex_id)
+    spelled = {
+        "upper": hex_id.upper(),
+        "hyphens": str(u),
+        "braces": "{" + str(u) + "}",
+        "urn": u.urn,
+        "upper hyphens": str(u).upper(),
+    }.get(how)
+    if spelled is None:  # "mixed": upper-case the letters chosen by the mask
+        spelled = "".join(
+            c.upper() if c.isalpha() and mask >> (i % 16) & 1 else c for i, c in enumerate(hex_id)
+        )
+    return spelled
+
+
+@pytest.fixture(scope="module")
+def small_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small SQLite ledger (6 events) that each example copies before rewriting an id."""
+    directory = tmp_path_factory.mktemp("spellings")
+    with Ledger(str(directory / "ledger.sqlite")) as ledger:
+        outcomes = ledger.apply_batch(
+            [
+                _household(1, "KT-HH-0001"),
+                _assess(2, "KT-HH-0001"),
+                _allocate(3, "KT-HH-0001"),
+                _disburse(4, "KT-HH-0001"),
+                _household(5, "KT-HH-0002"),
+                _assess(6, "KT-HH-0002"),
+            ]
+        )
+        assert all(o.accepted for o in outcomes)
+    return directory
+
+
+@given(
+    position=st.integers(1, 6),
+    how=st.sampled_from(["upper", "hyphens", "braces", "urn", "upper hyphens", "mixed"]),
+    mask=st.integers(1, 2**16 - 1),
+)
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_any_event_with_its_id_in_any_other_spelling_is_found_there(
+    small_ledger: Path, tmp_path_factory: pytest.TempPathFactory, position: int, how: str, mask: int
+) -> None:
+    """Whatever event's id is respelled, and however, verify names that event (SQLite)."""
+    directory = tmp_path_factory.mktemp("respelled")
+    for name in ("ledger.sqlite", "ledger.sqlite.key"):
+        shutil.copy(small_ledger / name, directory / name)
+    target = str(directory / "ledger.sqlite")
+    ((hex_id,),) = run_sql(
+        target, "SELECT originator_id FROM {events} WHERE {pos} = ?", (position,)
+    )
+    spelled = _respell(hex_id, how, mask)
+    assume(spelled != hex_id)
+    assert uuid.UUID(spelled) == uuid.UUID(hex_id)
+    drop_guards(target)
+    run_sql(target, "UPDATE {events} SET originator_id = ? WHERE {pos} = ?", (spelled, position))
+    restore_guards(target)
+    with Ledger(target) as ledger:
+        report = audit.verify(ledger)
+    assert not report.ok
+    assert report.finding is not None
+    assert (report.finding.kind, report.finding.position) == ("altered", position)
+    shutil.rmtree(directory, ignore_errors=True)

@@ -71,7 +71,7 @@ CLI: Final = (sys.executable, "-c", "from dinsos_ledger.cli import main; main()"
 AS_OF_DATES: Final = (dt.date(2025, 6, 30), dt.date(2026, 12, 31))
 
 #: Reject codes whose line may be accepted when it is read again against a later state
-#: (SPEC section 3: "the same id may be sent again later and may then be accepted, if what
+#: (the command format: "the same id may be sent again later and may then be accepted, if what
 #: it needed has been recorded since"). A re-run after a crash, or a second process
 #: reading the same file, reads earlier lines again, so a file holding such lines need not
 #: end in the state of one clean import. Every other code is final: a subject stays
@@ -210,7 +210,7 @@ def finish(process: subprocess.Popen[str], timeout: float = _TIMEOUT) -> Run:
 
 
 def non_blank_lines(path: Path) -> list[tuple[int, bytes]]:
-    """``(line number, bytes)`` of every non-blank line, numbered from 1 as SPEC 6 counts."""
+    """``(line number, bytes)`` of every non-blank line, numbered from 1 as the CLI contract counts."""
     found = []
     with path.open("rb") as stream:
         for number, raw in enumerate(stream, start=1):
@@ -254,7 +254,7 @@ def stable_scenario(
 ) -> ScenarioSummary:
     """Write a generated scenario without the lines whose reject code is state-dependent.
 
-    Dropping a rejected line changes nothing that is recorded (SPEC: rejected commands
+    Dropping a rejected line changes nothing that is recorded (the command format: rejected commands
     leave no trace), so the file still tells the same story, mistakes of the other kinds
     included. Returns the summary of the generated file before lines were dropped.
     """

@@ -1,7 +1,7 @@
 """Invariants of a ledger's recorded history, checked by replaying every stored event.
 
 Whatever happened to the processes that wrote it (races, crashes, lost connections), the
-history must read as a story the rules of SPEC section 3 allow, in recorded order:
+history must read as a story the rules of the command format allow, in recorded order:
 
 - every subject's versions run 1, 2, 3 … without a gap;
 - every event belongs to a recorded command id, and every recorded id has events;
@@ -183,7 +183,7 @@ def violations(events: Sequence[Any], recorded_ids: Collection[str]) -> list[str
 
 
 def replay_balances(events: Iterable[Any]) -> list[dict[str, Any]]:
-    """Balances per ref and programme over everything recorded (SPEC section 4), from events."""
+    """Balances per ref and programme over everything recorded (the balance rules), from events."""
     refs: dict[UUID, tuple[str, str]] = {}
     allocated: dict[tuple[str, str], int] = defaultdict(int)
     paid: dict[tuple[str, str], int] = defaultdict(int)

@@ -53,7 +53,7 @@ def _timeline_problems(rows: list[dict[str, Any]]) -> list[str]:
         gap_days = sum(g["days"] for g in r["gaps"])
         if r["covered_days"] + gap_days != r["total_days"]:
             problems.append(f"{r['ref']}: covered + gap days != total days")
-        # SPEC 6: covered/total rounded to 4 places, half up (not Python's round()).
+        # the CLI contract: covered/total rounded to 4 places, half up (not Python's round()).
         exact = Fraction(r["covered_days"], r["total_days"])
         if math.floor(exact * 10_000 + Fraction(1, 2)) / 10_000 != r["coverage"]:
             problems.append(f"{r['ref']}: coverage {r['coverage']} is not covered/total")

@@ -106,7 +106,7 @@ def _check_import(ledger: Ledger, path: Path, valid: dict[str, str], bad: set[in
 
 
 def test_the_model_rejects_every_hostile_line_as_invalid() -> None:
-    """The strategy is what it claims: the SPEC's model refuses each line as invalid."""
+    """The strategy is what it claims: the documented model refuses each line as invalid."""
 
     @settings(max_examples=200, deadline=None)
     @given(hostile_lines())

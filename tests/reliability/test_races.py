@@ -323,7 +323,7 @@ def test_an_enrolment_is_never_recorded_after_its_household_was_closed(target: s
 
     ``enrol`` reads the household but records nothing on it, so no version conflict
     stops it: unless the ledger checks what it read, the enrolment is recorded after the
-    household's close, which SPEC section 3 forbids (``closed``).
+    household's close, which the command format forbids (``closed``).
     """
 
     def race(first: Ledger, second: Ledger, tag: str) -> Race:

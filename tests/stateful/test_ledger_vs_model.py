@@ -283,7 +283,7 @@ class LedgerVsModel(RuleBasedStateMachine):
 
     @rule(line=hostile_lines().filter(_reaches_the_ledger))
     def send_a_hostile_line(self, line: str | bytes) -> None:
-        """A line no reading of the SPEC accepts, read the way the importer reads a file."""
+        """A line no reading of the documentation accepts, read the way the importer reads a file."""
         # Second line of its file, so that a leading byte-order mark is content, not skipped.
         [(_, item)] = list(read_commands(io.BytesIO(b"\n" + _raw(line) + b"\n")))
         [outcome] = self.ledger.apply_batch([item])

@@ -140,7 +140,7 @@ TOPICS = [
 
 @pytest.mark.parametrize("topic", TOPICS)
 def test_every_stored_event_has_its_snake_case_type(topic: str) -> None:
-    """Class names become the SPEC's words: DisbursementReversed is disbursement_reversed."""
+    """Class names become the documented words: DisbursementReversed is disbursement_reversed."""
     cls = resolve_topic(topic)
     assert audit.event_type(cls) == EXPECTED_TYPES[cls.__name__]
 

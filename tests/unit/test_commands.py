@@ -1,4 +1,4 @@
-"""The command interchange format (SPEC section 3): every field rule of ``parse_command``.
+"""The command interchange format (the command format): every field rule of ``parse_command``.
 
 A refused command raises :class:`InvalidCommand` whose message names the field and what
 was expected, shaped ``'field' must be … (got …)``; for personal data (NIK, family-card
@@ -131,7 +131,7 @@ def assert_names_field(error: InvalidCommand, field: str) -> None:
 
 
 def test_the_command_names_are_those_of_the_spec_in_its_order() -> None:
-    """COMMAND_NAMES lists the commands of SPEC section 3 in the table's order."""
+    """COMMAND_NAMES lists the commands of the command format in the table's order."""
     assert tuple(EXTRAS) == cmd.COMMAND_NAMES
 
 
@@ -149,7 +149,7 @@ def test_a_well_formed_command_parses_into_its_class(name: str) -> None:
 
 @pytest.mark.parametrize("name", list(EXTRAS))
 def test_every_command_class_carries_its_command_name(name: str) -> None:
-    """``COMMAND`` is the SPEC command name, on the class and on a parsed command (never a field)."""
+    """``COMMAND`` is the command name, on the class and on a parsed command (never a field)."""
     parsed = parse_command(valid(name))
     assert name == CLASSES[name].COMMAND
     assert name == parsed.COMMAND
@@ -540,7 +540,7 @@ def test_a_veteran_nik_is_16_ascii_digits() -> None:
 )
 def test_a_person_name_is_one_to_200_characters(name: str, field: str) -> None:
     """head_name and name are 1–200 characters and nothing more is asked: one space will do."""
-    # SPEC section 3 sets only a length, as it does for ``actor`` (docs/spec-readings.md).
+    # the command format sets only a length, as it does for ``actor`` (docs/spec-readings.md).
     for good in ("Ñ" * 200, "A", " "):
         assert getattr(parse_command(valid(name, **{field: good})), field) == good
     for bad in ("", "Ñ" * 201, 7, None):
@@ -591,7 +591,7 @@ def test_no_malformed_personal_data_reaches_a_message(nik: str, name: str) -> No
 
 
 def test_the_personal_data_fields_are_those_of_the_spec() -> None:
-    """PII_FIELDS names exactly the personal data of SPEC section 2."""
+    """PII_FIELDS names exactly the personal data of the subject kinds."""
     assert frozenset({"family_card", "head_nik", "head_name", "nik", "name"}) == PII_FIELDS
 
 

@@ -1,4 +1,4 @@
-"""The ``check_*`` functions of findings: pure, small, one rule each (SPEC section 8)."""
+"""The ``check_*`` functions of findings: pure, small, one rule each (the findings rules)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_a_payment_before_its_allocation_goes_negative_on_the_payment_day() -> N
 
 
 def test_a_reversal_dated_on_or_before_its_payment_means_it_never_counted() -> None:
-    """SPEC 4: reversed by D means not disbursed as of D."""
+    """the balance rules: reversed by D means not disbursed as of D."""
     entries = [MoneyEntry("disbursement", D(2025, 1, 10), 5, reversed_on=D(2025, 1, 10))]
     assert check_negative_balance("HH-1", "household", "PKH", entries, END_OF_TIME) is None
 
@@ -50,7 +50,7 @@ def test_a_reversal_dated_on_or_before_its_payment_means_it_never_counted() -> N
 def test_the_first_negative_day_is_where_the_day_by_day_balance_first_drops(
     raw: list[tuple[bool, int, int, int]], until_day: int
 ) -> None:
-    """The check agrees with the balance recomputed on every day from the SPEC's rule."""
+    """The check agrees with the balance recomputed on every day from the documented rule."""
     start = D(2025, 1, 1)
     entries = [
         MoneyEntry(
@@ -135,7 +135,7 @@ def test_unconfirmed_after_more_than_thirty_days_only_for_bank_and_post() -> Non
 
 
 def test_findings_sort_by_ref_then_code_then_date() -> None:
-    """The SPEC's order."""
+    """The documented order."""
     a = Finding("shared_nik", "HH-2", "household", D(2025, 1, 1), "m")
     b = Finding("negative_balance", "HH-2", "household", D(2025, 3, 1), "m")
     c = Finding("negative_balance", "HH-1", "household", D(2025, 5, 1), "m")

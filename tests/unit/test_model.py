@@ -1,4 +1,4 @@
-"""Focused tests of the reference model: one small story per rule of SPEC section 3."""
+"""Focused tests of the reference model: one small story per rule of the command format."""
 
 from __future__ import annotations
 
@@ -341,7 +341,7 @@ def test_refs_are_unique_across_kinds() -> None:
 def test_a_command_on_the_wrong_kind_is_not_applicable(
     command: str, ref: str, fields: dict[str, Any]
 ) -> None:
-    """Each command applies to the kinds of SPEC section 3 only."""
+    """Each command applies to the kinds of the command format only."""
     story = [household(), veteran(), cohort(), enrol("EN-1")]
     assert last(*story, cmd(command, ref, "2025-01-25", **fields)) == rejected("not_applicable")
 
@@ -693,7 +693,7 @@ def test_the_model_reproduces_the_field_office_fixture() -> None:
 
 
 def test_the_fixture_meets_every_error_code() -> None:
-    """field_office.expected.jsonl has a duplicate and at least one line per SPEC code."""
+    """field_office.expected.jsonl has a duplicate and at least one line per error code."""
     expected = [
         json.loads(line) for line in (DATA / "field_office.expected.jsonl").read_text().splitlines()
     ]

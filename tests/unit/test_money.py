@@ -1,4 +1,4 @@
-"""Balances per subject and programme (SPEC section 4): examples, a brute force, properties."""
+"""Balances per subject and programme (the balance rules): examples, a brute force, properties."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def test_without_an_as_of_date_everything_recorded_counts() -> None:
 
 
 def test_rows_are_sorted_by_programme_and_serialise_to_the_spec_keys() -> None:
-    """Rows come sorted by programme and to_json gives SPEC section 6's object."""
+    """Rows come sorted by programme and to_json gives the CLI contract's object."""
     result = balances_for("HH-1", "household", ALLOCATIONS, DISBURSEMENTS)
     assert [r.programme for r in result] == ["BPNT", "PKH"]
     assert result[1].to_json() == {
@@ -167,7 +167,7 @@ as_ofs = st.none() | dates
 def brute_force(
     allocs: list[Allocation], pays: list[Disbursement], as_of: date | None
 ) -> list[tuple[str, int, int, int]]:
-    """SPEC section 4 read literally, one programme at a time."""
+    """the balance rules read literally, one programme at a time."""
 
     def counts(on: date) -> bool:
         return as_of is None or on <= as_of

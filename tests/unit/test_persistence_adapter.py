@@ -151,15 +151,16 @@ def test_eventsourcing_postgres_insert_commits_before_reraising() -> None:
 
 
 def test_opening_a_sqlite_ledger_imports_no_postgresql_driver(tmp_path: Any) -> None:
-    """The SQLite path never imports psycopg (it may be an optional extra)."""
+    """Opening and verifying a SQLite ledger never imports psycopg (it may be an optional extra)."""
     import subprocess
 
     code = (
         "import sys\n"
         "from dinsos_ledger.application import Ledger\n"
-        "from dinsos_ledger import storage\n"
+        "from dinsos_ledger import audit, cli, storage\n"
         f"with Ledger({str(tmp_path / 'l.sqlite')!r}) as ledger:\n"
         "    ledger.recorder.iter_rows()\n"
+        "    assert audit.verify(ledger).ok\n"
         "print('psycopg' in sys.modules)\n"
     )
     result = subprocess.run(

@@ -17,7 +17,7 @@ from dinsos_ledger.report import (
 D = dt.date
 
 
-# -- monthly flows: SPEC section 4's as-of rules, month by month ---------------------------
+# -- monthly flows: the balance rules's as-of rules, month by month ---------------------------
 
 
 def test_an_allocation_counts_in_the_month_of_its_business_date() -> None:

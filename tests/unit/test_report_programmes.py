@@ -1,15 +1,15 @@
-"""The report's programmes section: Indonesian first, English on request, rules in order."""
+"""The report's programmes section: Indonesian first, English on request, rules in order.
+
+Its texts come from the report's message catalogue (dinsos_ledger.i18n).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 
+from dinsos_ledger.i18n import messages
 from dinsos_ledger.report import ReportData, render_html
-from dinsos_ledger.report_programmes import (
-    MESSAGES,
-    ProgrammeRules,
-    render_programmes_section,
-)
+from dinsos_ledger.report.programmes import ProgrammeRules, render_programmes_section
 
 from tests.unit.test_report_render import page_problems
 
@@ -35,9 +35,9 @@ TALI_ASIH = ProgrammeRules(
 
 def test_the_section_is_indonesian_by_default_with_the_rule_history_in_order() -> None:
     """Indonesian headings; BPNT's history reads from its definition to the widening."""
-    section = render_programmes_section([BPNT, TALI_ASIH])
-    assert MESSAGES["id"]["title"] in section
-    assert "sejak 2025-01-01: desil ≤ 4 → sejak 2025-06-01: desil ≤ 5" in section
+    section = render_programmes_section([BPNT, TALI_ASIH], messages("id"))
+    assert "Program dan aturan kelayakannya" in section
+    assert "sejak 1\u00a0Januari 2025: desil ≤ 4 → sejak 1\u00a0Juni 2025: desil ≤ 5" in section
     assert "tanpa batas desil" in section
     assert "keluarga" in section
     # Names are escaped, never raw HTML.
@@ -46,17 +46,17 @@ def test_the_section_is_indonesian_by_default_with_the_rule_history_in_order() -
 
 
 def test_the_section_is_available_in_english() -> None:
-    """lang="en" gives the English text; an unknown language falls back to Indonesian."""
-    section = render_programmes_section([BPNT], lang="en")
-    assert MESSAGES["en"]["title"] in section
-    assert "from 2025-06-01: desil ≤ 5" in section
-    assert MESSAGES["id"]["title"] in render_programmes_section([BPNT], lang="fr")
+    """English on request: the English title, dates and recipients."""
+    section = render_programmes_section([BPNT], messages("en"))
+    assert "Programmes and their eligibility rules" in section
+    assert "from 1\u00a0June 2025: desil ≤ 5" in section
+    assert "households" in section
 
 
 def test_no_programme_says_so() -> None:
     """An empty ledger of programmes gets a sentence, not an empty table."""
-    section = render_programmes_section([])
-    assert MESSAGES["id"]["none"] in section
+    section = render_programmes_section([], messages("id"))
+    assert "Belum ada program yang didefinisikan" in section
     assert "<table" not in section
 
 
@@ -75,6 +75,7 @@ def test_the_full_page_has_the_section_and_stays_well_formed() -> None:
         tali_asih=(),
         programme_rules=(BPNT, TALI_ASIH),
     )
-    page = render_html(data)
+    page = render_html(data, lang="id")
     assert '<section id="programmes">' in page
+    assert "riwayat aturan" in page
     assert page_problems(page) == []

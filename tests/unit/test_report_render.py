@@ -180,7 +180,7 @@ def data() -> ReportData:
 @pytest.fixture(scope="module")
 def page(data: ReportData) -> str:
     """The rendered page of :func:`data`."""
-    return render_html(data)
+    return render_html(data, lang="en")
 
 
 def test_the_page_is_a_balanced_self_contained_html_document(page: str) -> None:
@@ -252,10 +252,10 @@ def test_the_headline_numbers_are_at_the_top(page: str) -> None:
         ("56", "veterans"),
         ("7", "training cohorts"),
         ("89", "enrolments"),
-        ("91.2 %", "of days covered"),
+        ("91.2\u00a0%", "of days covered"),
         ("30", "overdue now"),
-        ("Rp\u00a050.000.000", "outstanding BPNT"),
-        ("Rp\u00a010.000.000", "outstanding TALI_ASIH"),
+        ("Rp\u00a050,000,000", "outstanding BPNT"),
+        ("Rp\u00a010,000,000", "outstanding TALI_ASIH"),
     ):
         assert f'<span class="n">{number}</span><span class="l">{label}</span>' in headline
     assert page.index('<section id="headline">') < page.index('<section id="coverage">')
@@ -266,21 +266,21 @@ def test_the_overdue_table_lists_the_longest_overdue_first_up_to_the_limit(page:
     section = page[page.index('<section id="overdue">') :]
     section = section[: section.index("</section>")]
     assert f"<h2>Overdue: {TOP_OVERDUE} of 30, longest first</h2>" in section
-    refs = re.findall(r"<td>(KT-HH-\d{6})</td>", section)
+    refs = re.findall(r'<td data-label="ref">(KT-HH-\d{6})</td>', section)
     assert refs == [f"KT-HH-{n:06d}" for n in range(TOP_OVERDUE)]
-    assert '<td class="num">300</td>' in section
+    assert '<td class="num" data-label="days overdue">300</td>' in section
 
 
 def test_kecamatan_without_a_name_are_shown_by_code(page: str) -> None:
     """A kecamatan outside the table keeps its code, in the chart and the numbers table."""
     assert "64.08.99" in chart_svgs(page)["coverage"]
-    assert "<td>64.08.99</td>" in page
+    assert '<td class="secondary" data-label="code">64.08.99</td>' in page
 
 
 def test_the_tali_asih_section_states_accrued_handed_over_and_owed(page: str) -> None:
     """Accrued 28 million, handed over 150 million: owed is the difference, signed."""
-    assert "Accrued so far Rp\u00a028.000.000, handed over Rp\u00a0150.000.000" in page
-    assert "owed −Rp\u00a0122.000.000" in page
+    assert "Accrued so far Rp\u00a028,000,000, handed over Rp\u00a0150,000,000" in page
+    assert "owed −Rp\u00a0122,000,000" in page
 
 
 def test_text_from_the_data_is_escaped(data: ReportData) -> None:
@@ -297,7 +297,7 @@ def test_text_from_the_data_is_escaped(data: ReportData) -> None:
         flows=(),
         tali_asih=(),
     )
-    page = render_html(odd, title="<i>Kutai</i> & Timur")
+    page = render_html(odd, title="<i>Kutai</i> & Timur", lang="en")
     assert "<b>Kampung</b>" not in page
     assert "&lt;b&gt;Kampung&lt;/b&gt; &amp; co" in page
     assert "&lt;i&gt;Kutai&lt;/i&gt; &amp; Timur" in page
@@ -318,7 +318,7 @@ def test_an_empty_ledger_still_gives_a_complete_page() -> None:
         flows=(),
         tali_asih=(),
     )
-    page = render_html(empty)
+    page = render_html(empty, lang="en")
     assert page_problems(page) == []
     assert sorted(chart_svgs(page)) == sorted(chart_id for chart_id, _ in CHARTS)
     for message in (
@@ -334,4 +334,4 @@ def test_an_empty_ledger_still_gives_a_complete_page() -> None:
 
 def test_the_same_data_gives_the_same_bytes(data: ReportData, page: str) -> None:
     """Rendering is deterministic (no dates or random ids in the SVG), so reports can be diffed."""
-    assert render_html(data) == page
+    assert render_html(data, lang="en") == page

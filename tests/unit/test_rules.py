@@ -1,4 +1,4 @@
-"""The rules of SPEC section 3, each with its error code, and the order they are checked in.
+"""The rules of the command format, each with its error code, and the order they are checked in.
 
 Every story runs on a private in-memory ledger through :meth:`Ledger.execute` (the path a
 command file takes) and looks only at the outcome: accepted, duplicate, or rejected with
@@ -406,13 +406,13 @@ CASES = [
 def test_a_command_breaking_a_rule_is_rejected_with_its_code(
     ledger: Ledger, setup: list[dict[str, Any]], item: dict[str, Any], code: str | None
 ) -> None:
-    """Each rule of SPEC section 3 refuses its command with the rule's code."""
+    """Each rule of the command format refuses its command with the rule's code."""
     expected = ACCEPTED if code is None else rejected(code)
     assert last(ledger, *scenario(setup, item)) == expected
 
 
 def test_every_error_code_of_the_spec_has_a_story() -> None:
-    """The stories above cover every code of the SPEC's table, in the table's order."""
+    """The stories above cover every code of the the rules table, in the table's order."""
     assert CODES == (
         "invalid",
         "id_conflict",

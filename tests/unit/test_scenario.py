@@ -1,4 +1,4 @@
-"""Tests of the scenario generator, checked against an independent model of SPEC section 3."""
+"""Tests of the scenario generator, checked against an independent model of the command format."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from dinsos_ledger.scenario import (
     write_scenario,
 )
 
-# -- an independent checker: folds the file the way SPEC section 3 says the ledger does ------
+# -- an independent checker: folds the file the way the command format says the ledger does ------
 
 REF = re.compile(r"[A-Z0-9][A-Z0-9-]{1,63}")
 REGION = re.compile(r"\d{2}\.\d{2}\.\d{2}\.\d{4}")
@@ -207,7 +207,7 @@ class Model:
         return code
 
     def rule(self, c: dict[str, Any]) -> str | None:
-        """The first rule of SPEC's table (after ``invalid`` and ``id_conflict``) that fails."""
+        """The first rule of the rules table (after ``invalid`` and ``id_conflict``) that fails."""
         name, on, s = c["command"], parse_date(c["on"]), self.subjects.get(c["ref"])
         assert on is not None
         if name == "enrol":
@@ -395,7 +395,7 @@ def test_every_line_is_json_except_intended_truncations(
 def test_the_model_rejects_exactly_the_expected_lines(
     default: tuple[str, ScenarioSummary],
 ) -> None:
-    """Folding the file by SPEC's rules rejects exactly the listed lines with the listed codes."""
+    """Folding the file by the documented rules rejects exactly the listed lines with the listed codes."""
     text, summary = default
     rejects, duplicates, _ = fold(text.splitlines())
     assert rejects == {r.line: r.code for r in summary.expected_rejects}

@@ -1,4 +1,4 @@
-"""Service-continuity timelines (SPEC section 5): worked examples and an oracle."""
+"""Service-continuity timelines (the continuity rules): worked examples and an oracle."""
 
 from __future__ import annotations
 
@@ -259,7 +259,7 @@ def test_coverage_rounds_half_up_on_the_exact_ratio() -> None:
 
 
 def test_to_json_has_exactly_the_spec_keys_with_iso_dates() -> None:
-    """The JSON object carries SPEC section 6's keys in that order."""
+    """The JSON object carries the CLI contract's keys in that order."""
     t = must(timeline(registered_on="2024-01-01", contacts=["2024-01-01"], as_of="2024-06-30"))
     assert t.to_json() == {
         "ref": "HH-1",
@@ -372,7 +372,7 @@ def oracle(
     as_of: date,
     closed_on: date | None,
 ) -> dict[str, object] | None:
-    """Walk the window one day at a time, exactly as SPEC section 5 words it."""
+    """Walk the window one day at a time, exactly as the continuity rules words it."""
     if registered_on > as_of:
         return None
     closed = closed_on is not None and closed_on <= as_of

@@ -1,7 +1,7 @@
 """What the four aggregates share: the event envelope, the money account and the rule checks.
 
 Public methods check the rules and raise; each event's ``apply`` only assigns state, because it
-runs again on every replay. Checks run in the order of SPEC section 3's table, so the first
+runs again on every replay. Checks run in the order of the command format's table, so the first
 failing rule gives the code.
 """
 
@@ -167,7 +167,7 @@ class Account(Subject):
     """A subject that can be allocated money and paid: household, veteran, cohort.
 
     ``outstanding`` is per programme over everything recorded so far, which is what
-    ``insufficient_allocation`` compares with (SPEC section 4).
+    ``insufficient_allocation`` compares with (the balance rules).
     """
 
     if TYPE_CHECKING:
@@ -231,7 +231,7 @@ class Account(Subject):
             aggregate.outstanding[payment.programme] += payment.amount
 
     class DisbursementConfirmed(Subject.Event):
-        """The payment channel reported an earlier disbursement credited (SPEC section 9).
+        """The payment channel reported an earlier disbursement credited (the reconciliation rules).
 
         Not a contact, and no change of balance: it only says the money arrived.
         """

@@ -11,6 +11,7 @@ from dinsos_ledger.cli import (
     audit_verbs,
     demo_verbs,
     follow_verbs,
+    format_verbs,
     key_verbs,
     ledger_verbs,
     programme_verbs,
@@ -28,3 +29,4 @@ key_verbs.register(main)
 audit_findings_verbs.register(main)
 programme_verbs.register(main)
 follow_verbs.register(main)
+format_verbs.register(main)

@@ -23,6 +23,7 @@ from dinsos_ledger.chain import (
 from dinsos_ledger.cli.base import State, echo_json, fail, handles_errors, open_ledger, pass_state
 from dinsos_ledger.cli.stores import store_problem
 from dinsos_ledger.privacy import KeyFileError
+from dinsos_ledger.progress import Progress
 from dinsos_ledger.storage import parse_target
 
 __all__ = ["register", "signing_key", "write_checkpoint"]
@@ -124,7 +125,13 @@ def verify(
     if problem is not None:
         # Not a ledger store at all: a finding of its own, in the format asked for.
         _refuse(audit.AuditFinding(kind="damaged", position=None, message=problem), as_json)
-    with open_ledger(state) as ledger:
+    # The chain is checked in one pass with no count to report: the stage shows that it runs
+    # and how long it took.
+    with (
+        open_ledger(state) as ledger,
+        Progress(quiet=state.quiet) as progress,
+        progress.stage(state.m("Verifying")),
+    ):
         report = audit.verify(ledger, checkpoint=checkpoint)
     if as_json:
         echo_json(report.to_json())
@@ -225,9 +232,11 @@ def checkpoint(state: State, out: Path, key_path: Path | None, force: bool) -> N
     `verify --checkpoint OUT --public-key KEY` then proves that nothing up to this head
     was changed.
     """
-    private_key = signing_key(key_path)
+    if audit.signing_key_path(key_path) is None:
+        signing_key(key_path)  # the usage error, before anything is opened
     with open_ledger(state) as ledger:
-        write_checkpoint(state, ledger, out, private_key, force=force)
+        # The ledger first: a mistyped --db is named as such, whatever the key file.
+        write_checkpoint(state, ledger, out, signing_key(key_path), force=force)
 
 
 @click.command("checkpoint-key")

@@ -19,6 +19,8 @@ from dinsos_ledger.application import Ledger
 from dinsos_ledger.audit import count_problem
 from dinsos_ledger.cli.stores import damaged_message, store_problem
 from dinsos_ledger.errors import LedgerError, StorageError
+from dinsos_ledger.extras import MissingExtra, require_extra
+from dinsos_ledger.i18n import LANG_ENV, LANGUAGES, Messages, messages, resolve_language
 from dinsos_ledger.projections.registry import ProjectionPluginError
 from dinsos_ledger.storage import parse_target
 
@@ -39,10 +41,24 @@ F = TypeVar("F", bound=Callable[..., Any])
 class State:
     """Options given before the verb."""
 
-    def __init__(self, db: str | None, quiet: bool, projections: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        db: str | None,
+        quiet: bool,
+        lang: str | None = None,
+        projections: tuple[str, ...] = (),
+    ) -> None:
         self.db = db
         self.quiet = quiet
+        self.lang = resolve_language(lang)
+        """The operator's language: ``id`` (default) or ``en``; JSON output never changes."""
         self.projections = projections
+        """``module:Class`` names given with ``--projection``."""
+
+    @property
+    def m(self) -> Messages:
+        """The operator messages and number formats of :attr:`lang`."""
+        return messages(self.lang)
 
 
 pass_state = click.make_pass_decorator(State)
@@ -59,6 +75,14 @@ pass_state = click.make_pass_decorator(State)
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress or messages on stderr.")
 @click.option(
+    "--lang",
+    type=click.Choice(LANGUAGES, case_sensitive=False),
+    envvar=LANG_ENV,
+    default=None,
+    help="Language of messages and the report: id (Indonesian, the default) or en. "
+    "JSON output is the same in both.",
+)
+@click.option(
     "--projection",
     "projections",
     metavar="MODULE:CLASS",
@@ -70,9 +94,11 @@ pass_state = click.make_pass_decorator(State)
 )
 @click.version_option(package_name="dinsos-ledger")
 @click.pass_context
-def main(ctx: click.Context, db: str | None, quiet: bool, projections: tuple[str, ...]) -> None:
+def main(
+    ctx: click.Context, db: str | None, quiet: bool, lang: str | None, projections: tuple[str, ...]
+) -> None:
     """An event-sourced ledger of social-service delivery (Dinas Sosial)."""
-    ctx.obj = State(db, quiet, projections)
+    ctx.obj = State(db, quiet, lang, projections)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -137,7 +163,11 @@ def open_ledger(
     is refused before anything is opened or created in it.
     """
     try:
+        if parse_target(state.db).is_postgres:
+            require_extra("postgres")
         problem = store_problem(parse_target(state.db))
+    except MissingExtra as e:
+        fail(e.message)
     except LedgerError as e:
         fail(e.message)
     if problem is not None:
@@ -195,6 +225,8 @@ def handles_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except MissingExtra as e:
+            fail(e.message, 2)
         except (StorageError, ProjectionPluginError) as e:
             fail(e.message, 2)
         except LedgerError as e:
@@ -214,13 +246,19 @@ def handles_errors(func: F) -> F:
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-def parse_day(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dt.date | None:
+def parse_day(ctx: click.Context, _param: click.Parameter, value: str | None) -> dt.date | None:
     """Click callback for a business-date option: ``YYYY-MM-DD`` that exists, or None."""
     if value is None:
         return None
+    state = ctx.find_object(State)
+    m = state.m if state is not None else messages()
+    if _DAY.fullmatch(value) is None:
+        raise click.BadParameter(
+            m("must be a date YYYY-MM-DD (got {value})").format(value=repr(value))
+        )
     try:
-        if _DAY.fullmatch(value) is None:
-            raise ValueError(value)
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"must be a date YYYY-MM-DD (got {value!r})") from None
+        raise click.BadParameter(
+            m("{value} does not exist in the calendar (YYYY-MM-DD)").format(value=value)
+        ) from None

@@ -20,9 +20,13 @@ from dinsos_ledger.cli.base import (
     pass_state,
 )
 from dinsos_ledger.errors import StorageError
+from dinsos_ledger.extras import MissingExtra, require_extra
+from dinsos_ledger.i18n import N_
 from dinsos_ledger.progress import Progress
 from dinsos_ledger.projections.engine import DEFAULT_PAGE_SIZE, UnknownProjection
 from dinsos_ledger.projections.export import FORMATS, export_events
+from dinsos_ledger.projections.timeline import overdue_list
+from dinsos_ledger.report.data import kecamatan_name
 
 __all__ = ["register"]
 
@@ -64,8 +68,9 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequenc
 
 
 def _none_found(state: State, what: str) -> None:
+    """Say on stderr that there is nothing to list, and what would make something appear."""
     if not state.quiet:
-        click.echo(f"no {what}", err=True)
+        click.echo(state.m(what), err=True)
 
 
 @click.command("balances")
@@ -85,7 +90,9 @@ def balances(state: State, as_of: dt.date | None, as_json: bool) -> None:
         echo_json([row.to_json() for row in rows])
         return
     if not rows:
-        _none_found(state, "balances")
+        _none_found(
+            state, N_("no balances: nothing allocated or paid by that date (import commands first)")
+        )
         return
     _table(
         ("ref", "kind", "programme", "allocated", "disbursed", "outstanding"),
@@ -121,7 +128,7 @@ def continuity(state: State, as_of: dt.date | None, as_json: bool) -> None:
         echo_json([t.to_json() for t in timelines])
         return
     if not timelines:
-        _none_found(state, "timelines")
+        _none_found(state, N_("no timelines: no household or veteran registered by that date"))
         return
     _table(
         (
@@ -167,7 +174,7 @@ def coverage(state: State, as_of: dt.date | None, as_json: bool) -> None:
         echo_json(rows)
         return
     if not rows:
-        _none_found(state, "timelines")
+        _none_found(state, N_("no timelines: no household or veteran registered by that date"))
         return
     _table(
         (
@@ -182,7 +189,7 @@ def coverage(state: State, as_of: dt.date | None, as_json: bool) -> None:
         ),
         [
             (
-                r["kecamatan"],
+                kecamatan_name(r["kecamatan"]),
                 r["subjects"],
                 r["covered"],
                 r["overdue"],
@@ -206,18 +213,30 @@ def overdue(state: State, as_of: dt.date | None, as_json: bool) -> None:
 
     days_overdue counts the uncovered days up to DATE (default today).
     """
+    day = dt.date.today() if as_of is None else as_of
     with open_ledger(state) as ledger:
-        rows = ledger.projections.overdue(as_of)
+        pairs = list(ledger.projections.iter_continuity(day))
+    rows = overdue_list((timeline for timeline, _ in pairs), day)
     if as_json:
         echo_json(rows)
         return
+    regions = {timeline.ref: region for timeline, region in pairs}
     if not rows:
-        _none_found(state, "overdue subjects")
+        _none_found(state, N_("no overdue subjects: every household and veteran is covered"))
         return
     _table(
-        ("ref", "kind", "last contact", "days overdue"),
-        [(r["ref"], r["kind"], r["last_contact_on"], r["days_overdue"]) for r in rows],
-        right=(3,),
+        ("ref", "kind", "kecamatan", "last contact", "days overdue"),
+        [
+            (
+                r["ref"],
+                r["kind"],
+                kecamatan_name(regions[r["ref"]]),
+                r["last_contact_on"],
+                r["days_overdue"],
+            )
+            for r in rows
+        ],
+        right=(4,),
     )
 
 
@@ -233,13 +252,15 @@ def outstanding(state: State, as_of: dt.date | None, as_json: bool) -> None:
         echo_json(rows)
         return
     if not rows:
-        _none_found(state, "balances")
+        _none_found(
+            state, N_("no balances: nothing allocated or paid by that date (import commands first)")
+        )
         return
     _table(
         ("kecamatan", "programme", "subjects", "allocated", "disbursed", "outstanding"),
         [
             (
-                r["kecamatan"],
+                kecamatan_name(r["kecamatan"]),
                 r["programme"],
                 r["subjects"],
                 _money(r["allocated"]),
@@ -279,12 +300,23 @@ def rebuild(state: State, names: tuple[str, ...], as_json: bool, page_size: int)
         except UnknownProjection as e:
             fail(e.message)
         total = projections.engine.head()
-        with Progress(quiet=state.quiet) as bars, bars.stage("Rebuilding", total=total) as stage:
+        with (
+            Progress(quiet=state.quiet) as bars,
+            bars.stage(state.m("Rebuilding"), total=total) as stage,
+        ):
             report = projections.rebuild(names or None, lambda done, _: stage.update(done))
     if as_json:
         echo_json({"rebuilt": list(report.names), "events": report.events})
         return
-    click.echo(f"rebuilt {', '.join(report.names)} from {report.events} events")
+    click.echo(
+        state.m("rebuilt {names} from {events} events").format(
+            names=", ".join(report.names), events=state.m.number(report.events)
+        )
+    )
+
+
+#: The format an OUT file's extension implies.
+_EXTENSIONS = {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 
 
 @click.command("export")
@@ -293,37 +325,71 @@ def rebuild(state: State, names: tuple[str, ...], as_json: bool, page_size: int)
     "--format",
     "fmt",
     type=click.Choice(FORMATS),
-    required=True,
-    help="jsonl (one JSON object a line), csv (with a header) or parquet.",
+    default=None,
+    help="jsonl (one JSON object a line), csv (with a header) or parquet "
+    "[default: from OUT's extension, .jsonl, .csv or .parquet].",
 )
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
 @pass_state
 @handles_errors
-def export(state: State, out: str, fmt: str) -> None:
+def export(state: State, out: str, fmt: str | None, force: bool) -> None:
     """Write the full event log to OUT, one row per event, without personal data.
 
     Columns: position, ref, kind, event, on, recorded, actor, note, command_id, version
     and the event's non-personal fields (programme, amount, period, reference, channel,
     reason, outcome, desil, eligible, region, members, cohort, household, enrolment,
-    capacity, starts, ends). OUT may be - (stdout) for jsonl and csv.
+    capacity, starts, ends). OUT may be - (stdout) for jsonl and csv. An existing OUT is
+    kept unless --force is given.
     """
+    m = state.m
+    if fmt is None:
+        fmt = _EXTENSIONS.get(Path(out).suffix.lower()) if out != "-" else None
+        if fmt is None:
+            raise click.UsageError(
+                m(
+                    "cannot tell the format of {out}: give --format jsonl, csv or parquet, "
+                    "or end the file name in .jsonl, .csv or .parquet"
+                ).format(out=out)
+            )
     if out == "-" and fmt == "parquet":
-        fail("a Parquet export needs a file: give a path, not -")
+        fail(m("a Parquet export needs a file: give a path, not -"))
+    if out != "-" and Path(out).exists() and not force:
+        fail(
+            m("{out} exists already: give another file name, or --force to replace it").format(
+                out=out
+            )
+        )
+    if fmt == "parquet":
+        require_extra("parquet")
     with open_ledger(state) as ledger:
         total = ledger.projections.engine.head()
         try:
-            with Progress(quiet=state.quiet) as bars, bars.stage("Exporting", total=total) as stage:
+            with (
+                Progress(quiet=state.quiet) as bars,
+                bars.stage(m("Exporting"), total=total) as stage,
+            ):
                 target: Any = sys.stdout if out == "-" else Path(out)
-                count = export_events(ledger, target, fmt, progress=stage.update)  # type: ignore[arg-type]
+                count = export_events(
+                    ledger,
+                    target,
+                    fmt,  # type: ignore[arg-type]
+                    progress=stage.update,
+                )
         except ImportError:
-            fail("a Parquet export needs pyarrow: pip install 'dinsos-ledger[parquet]'")
+            fail(MissingExtra("parquet").message)
             return
         except StorageError:
             raise  # reading the ledger failed: open_ledger reports it
         except OSError as e:
-            fail(f"cannot write {out}: {e.strerror or e}")
+            fail(m("cannot write {out}: {reason}").format(out=out, reason=e.strerror or e))
             return
     if out != "-" and not state.quiet:
-        click.echo(f"exported {count} events to {out}", err=True)
+        click.echo(
+            m.plural("exported {n} event to {out}", "exported {n} events to {out}", count).format(
+                n=m.number(count), out=out
+            ),
+            err=True,
+        )
 
 
 def register(group: click.Group) -> None:

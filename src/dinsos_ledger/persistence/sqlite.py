@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 from uuid import UUID
 
-from eventsourcing.persistence import OperationalError, StoredEvent
+from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from dinsos_ledger import chain
@@ -34,7 +34,6 @@ from dinsos_ledger.persistence.common import (
     INDEX_TABLE,
     STORAGE_TABLE,
     StoredRow,
-    as_stored_id,
     check_version,
     links_for,
     stored_blob,
@@ -114,15 +113,19 @@ class LedgerSQLiteRecorder(SQLiteKeyTables, SQLiteApplicationRecorder):
             if self._guards_installed(c):
                 return
         with self.datastore.transaction(commit=True) as c:
-            if self._guards_installed(c):  # another process installed them meanwhile
+            # A write first: it takes SQLite's write lock, waiting for other writers, where
+            # a read first would pin a snapshot that another opener's commit makes stale
+            # ("database is locked" at once, without waiting).
+            c.execute(
+                f"INSERT OR IGNORE INTO {STORAGE_TABLE} (name, value) VALUES ('guards', ?)",
+                (GUARDS_VERSION,),
+            )
+            c.execute("SELECT changes()")
+            if c.fetchone()[0] == 0:  # another process installed them meanwhile
                 return
             for name, statement in self.guard_definitions().items():
                 c.execute(f"DROP TRIGGER IF EXISTS {name}")
                 c.execute(statement)
-            c.execute(
-                f"INSERT INTO {STORAGE_TABLE} (name, value) VALUES ('guards', ?)",
-                (GUARDS_VERSION,),
-            )
 
     @staticmethod
     def _guards_installed(c: SQLiteCursor) -> bool:
@@ -153,7 +156,12 @@ class LedgerSQLiteRecorder(SQLiteKeyTables, SQLiteApplicationRecorder):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        positions = self._append(c, stored_events)
+        """Insert the events (eventsourcing's own insert), then the ledger's rows.
+
+        eventsourcing's ``insert_events`` runs this in one ``transaction(commit=True)``: an
+        exception anywhere here rolls the events back too.
+        """
+        positions = list(super()._insert_events(c, stored_events, **kwargs) or ())
         for sid, version in kwargs.get("expect") or ():
             c.execute(
                 f"SELECT MAX(originator_version) FROM {self.events_table_name} "
@@ -193,31 +201,6 @@ class LedgerSQLiteRecorder(SQLiteKeyTables, SQLiteApplicationRecorder):
             c.execute("DELETE FROM dinsos_keys WHERE subject_id = ?", (sid.hex,))
             c.execute(f"DELETE FROM {INDEX_TABLE} WHERE subject_id = ?", (sid.hex,))
         return positions
-
-    def _append(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> list[int]:
-        """Insert the events in one ``executemany`` and return their positions (rowids).
-
-        eventsourcing inserts one row per statement to read each ``lastrowid``. Inside this
-        write transaction nothing else can insert, and SQLite gives each new row the rowid
-        after the largest, so the rows take consecutive positions ending at the last
-        insert's; the count below proves it rather than trusting it.
-        """
-        table = self.events_table_name
-        rows = [
-            (as_stored_id(s.originator_id), s.originator_version, s.topic, s.state)
-            for s in stored_events
-        ]
-        if not rows:
-            return []
-        c.executemany(f"INSERT INTO {table} VALUES (?,?,?,?)", rows)
-        c.execute("SELECT last_insert_rowid()")
-        last = int(c.fetchone()[0])
-        first = last - len(rows) + 1
-        c.execute(f"SELECT COUNT(*) FROM {table} WHERE rowid >= ?", (first,))
-        if c.fetchone()[0] != len(rows):  # pragma: no cover - only past rowid 2**63 - 1
-            msg = f"the new events did not take consecutive positions from {first}"
-            raise OperationalError(msg)
-        return list(range(first, last + 1))
 
     def purge_shredded(self) -> None:
         """Truncate the write-ahead log, so no old page image of a shredded key survives.

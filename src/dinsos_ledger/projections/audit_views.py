@@ -1,4 +1,4 @@
-"""The projections behind findings (SPEC section 8) and reconciliation (SPEC section 9).
+"""The projections behind findings and reconciliation.
 
 - :class:`PaymentsProjection` (``proj_payments``): every ``bank`` and ``post``
   disbursement with its ``on``, the reversal's ``on`` once reversed and the confirmation's
@@ -68,7 +68,7 @@ __all__ = [
 
 _PEOPLE: Final = frozenset({"household", "veteran"})
 _CHANNELS: Final = frozenset({"bank", "post"})
-# Events of a person that do not count as activity after its close (SPEC section 8); its
+# Events of a person that do not count as activity after its close (the findings rules); its
 # registration and the close itself can never be dated after the close.
 _NOT_FOUND: Final = "not_found"
 _SHARED_CODES: Final = {"nik": "shared_nik", "family_card": "shared_family_card"}
@@ -331,7 +331,7 @@ def event_type_name(cls: type[Any]) -> str:
 
 
 def findings(reader: Reader, *, until: dt.date, today: dt.date) -> list[Finding]:
-    """Every finding of SPEC section 8, sorted by ref, code and ``on``.
+    """Every finding of the findings rules, sorted by ref, code and ``on``.
 
     ``until`` is the last business date whose events count (``END_OF_TIME`` for all);
     ``today`` is the date D that a payment's age is measured against.
@@ -479,7 +479,7 @@ class ReconciliationRow:
 
 
 def reconciliation(reader: Reader, *, until: dt.date) -> list[ReconciliationRow]:
-    """SPEC section 9: by programme and channel, payments not reversed by ``until``."""
+    """the reconciliation rules: by programme and channel, payments not reversed by ``until``."""
     rows = reader.all(
         "SELECT programme, channel, on_date, amount, confirmed_on FROM proj_payments "
         "WHERE on_date <= ? AND (reversed_on IS NULL OR reversed_on > ?)",

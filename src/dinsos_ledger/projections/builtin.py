@@ -1,12 +1,12 @@
 """The built-in projections behind balances and continuity timelines.
 
-Each stores facts with their business dates, so that the as-of questions of SPEC sections 4
+Each stores facts with their business dates, so that the as-of questions of the balance rules
 and 5 are answered by a query, never by a rebuild:
 
 - :class:`MoneyProjection` (``proj_money``): every allocation and disbursement with its
   ``on`` date and, once reversed, its reversal's date;
 - :class:`ContactsProjection` (``proj_contacts``): every contact of a household or veteran
-  (SPEC section 5), those made through a household's enrolments filed under the household,
+  (the continuity rules), those made through a household's enrolments filed under the household,
   a disbursement's contact carrying its reference and, once reversed, the reversal's date.
 
 The subjects table (:class:`~dinsos_ledger.projections.engine.SubjectsProjection`) holds
@@ -35,7 +35,7 @@ __all__ = ["BUILTIN", "ContactsProjection", "MoneyProjection"]
 _PEOPLE: Final = frozenset({"household", "veteran"})
 
 
-# The contact each role of event makes (SPEC section 5); a follow-up only when it found
+# The contact each role of event makes (the continuity rules); a follow-up only when it found
 # someone. Withdrawals, closures and erasures are no contacts.
 _ENROLMENT_SOURCES: Final[dict[Role, str]] = {
     "attended": "attend",
@@ -137,7 +137,7 @@ class MoneyProjection(Projection):
 
 
 class ContactsProjection(Projection):
-    """Table ``proj_contacts``: one row per contact of a household or veteran (SPEC 5).
+    """Table ``proj_contacts``: one row per contact of a household or veteran (continuity).
 
     Columns: ``position`` (primary key: one contact per event at most), ``ref`` of the
     household or veteran, ``on_date``, ``source`` (``register``, ``assess``,

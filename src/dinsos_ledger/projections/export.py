@@ -42,7 +42,7 @@ Format = Literal["jsonl", "csv", "parquet"]
 #: The export formats.
 FORMATS: Final[tuple[Format, ...]] = ("jsonl", "csv", "parquet")
 
-#: Personal-data fields of events (SPEC section 2); never exported, not even sealed.
+#: Personal-data fields of events (the subject kinds); never exported, not even sealed.
 
 
 @attrs.frozen

@@ -1,4 +1,4 @@
-"""Balances per subject and programme (SPEC section 4), folded from allocations and payments.
+"""Balances per subject and programme (the balance rules), folded from allocations and payments.
 
 Pure functions over value objects: no storage, no events. Amounts are whole rupiah as
 ``int`` throughout; nothing here ever produces a float.
@@ -97,7 +97,7 @@ class BalanceRow:
     outstanding: int = attrs.field(validator=_whole_rupiah)
 
     def to_json(self) -> dict[str, Any]:
-        """Return the row as the ``balances`` verb prints it (SPEC section 6)."""
+        """Return the row as the ``balances`` verb prints it (the CLI contract)."""
         return {
             "ref": self.ref,
             "kind": self.kind,
@@ -115,7 +115,7 @@ def balances_for(
     disbursements: Iterable[Disbursement],
     as_of: dt.date | None = None,
 ) -> list[BalanceRow]:
-    """Return the subject's balance rows, sorted by programme (SPEC section 4).
+    """Return the subject's balance rows, sorted by programme (the balance rules).
 
     With ``as_of`` D only allocations and disbursements dated on or before D count, and a
     disbursement is left out of ``disbursed`` when reversed on or before D. Without it

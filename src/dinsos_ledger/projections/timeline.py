@@ -1,4 +1,4 @@
-"""Service-continuity timelines (SPEC section 5), computed from contact dates alone.
+"""Service-continuity timelines (the continuity rules), computed from contact dates alone.
 
 Pure functions over dates: no storage, no events. The projection that reads the event
 log gathers each subject's registration, contacts and closure and calls
@@ -63,7 +63,7 @@ class Gap:
         return (self.end - self.start).days + 1
 
     def to_json(self) -> dict[str, Any]:
-        """Return the gap as SPEC section 6 prints it: ``{"from", "to", "days"}`` with ISO dates."""
+        """Return the gap as the CLI prints it: ``{"from", "to", "days"}`` with ISO dates."""
         return {"from": self.start.isoformat(), "to": self.end.isoformat(), "days": self.days}
 
 
@@ -101,7 +101,7 @@ class Timeline:
     status: str
 
     def to_json(self) -> dict[str, Any]:
-        """Return the timeline as the ``continuity`` verb prints it (SPEC section 6)."""
+        """Return the timeline as the ``continuity`` verb prints it (the CLI contract)."""
         return {
             "ref": self.ref,
             "kind": self.kind,

@@ -3,7 +3,7 @@
 :class:`Projections` is what ``ledger.projections`` returns. Every query first catches the
 projections up (so an answer is never stale) and then reads inside one transaction, so the
 tables it joins are seen at one moment. As-of answers come from the business dates stored
-in the tables (SPEC sections 4 and 5), never from a rebuild.
+in the tables (the balance rules and the continuity rules), never from a rebuild.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ["WINDOW_DAYS", "Projections"]
 
-#: The continuity window W of each kind of subject that has a timeline (SPEC section 2).
+#: The continuity window W of each kind of subject that has a timeline (the subject kinds).
 WINDOW_DAYS: Final = {"household": 90, "veteran": 180}
 
 _SUBJECTS = SubjectsProjection.table
@@ -49,7 +49,7 @@ _CONTACTS = ContactsProjection.table
 
 
 class Projections:
-    """The ledger's read models: catch-up, rebuild and the SPEC's queries.
+    """The ledger's read models: catch-up, rebuild and the documented queries.
 
     ``page_size`` is how many events are applied per transaction. Register your own
     :class:`~dinsos_ledger.projections.engine.Projection` subclasses with
@@ -58,9 +58,9 @@ class Projections:
 
     def __init__(self, ledger: Ledger, *, page_size: int = DEFAULT_PAGE_SIZE) -> None:
         self.ledger = ledger
-        # Built-in projections (findings and reconciliation among them, SPEC sections 8
-        # and 9), then the plugins installed or named in the environment: one list, so
-        # catch-up, rebuild, follow and verify treat them all alike.
+        # Built-in projections (findings and reconciliation among them), then the plugins
+        # installed or named in the environment: one list, so catch-up, rebuild, follow
+        # and verify treat them all alike.
         chosen = projections_for()
         try:
             self.engine = ProjectionEngine(ledger, chosen, page_size=page_size)
@@ -136,7 +136,7 @@ class Projections:
     # --------------------------------------------------------------- balances
 
     def balances(self, as_of: dt.date | None = None) -> list[BalanceRow]:
-        """Balances per subject and programme (SPEC section 4), sorted by ref then programme.
+        """Balances per subject and programme (the balance rules), sorted by ref then programme.
 
         With ``as_of`` D only allocations and disbursements dated on or before D count, and
         a disbursement reversed on or before D does not count as disbursed.
@@ -184,7 +184,7 @@ class Projections:
     # ------------------------------------------------- findings, reconciliation
 
     def findings(self, as_of: dt.date | None = None) -> list[Finding]:
-        """The audit findings of SPEC section 8, sorted by ref, code, then ``on``.
+        """The audit findings of the findings rules, sorted by ref, code, then ``on``.
 
         With ``as_of`` D only events dated on or before D and subjects registered by D
         count; without it every event counts and D is today in WITA (UTC+8).
@@ -196,7 +196,7 @@ class Projections:
             return audit_views.findings(reader, until=until, today=today)
 
     def reconciliation(self, as_of: dt.date | None = None) -> list[audit_views.ReconciliationRow]:
-        """Bank and post disbursements against confirmations (SPEC section 9).
+        """Bank and post disbursements against confirmations (the reconciliation rules).
 
         Sorted by programme then channel; with ``as_of`` D only payments dated by D and
         not reversed by D count, and confirmations dated by D.
