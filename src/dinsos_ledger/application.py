@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import inspect
 import os
 import random
 import sqlite3
@@ -20,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, Final, Literal, ParamSpec, cast
 
 import attrs
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -235,6 +236,69 @@ class LedgerApplication(Application[uuid.UUID]):
     def construct_mapper(self) -> LedgerMapper:
         """Use the package's cattrs mapper for every stored event."""
         return LedgerMapper()
+
+
+_P = ParamSpec("_P")
+
+
+def _typed(
+    name: str, arguments: Callable[_P, object]
+) -> Callable[Concatenate[Ledger, _P], Outcome]:
+    """A typed :class:`Ledger` method that applies command ``name``.
+
+    ``arguments`` is the command's ``…Args`` TypedDict in :mod:`dinsos_ledger.commands`:
+    called as a class it takes exactly the command's keyword arguments, so the method gets
+    that signature for type checkers (mypy reports a missing or mistyped field), and its
+    docstring. Refusals raise the rule's :class:`~dinsos_ledger.errors.LedgerError`.
+    """
+    signature = _signature(arguments)
+    # A field the caller must give may be None on purpose (JSON null: ``desil_limit``);
+    # an optional one left None is simply omitted.
+    keep = frozenset(
+        p.name for p in signature.parameters.values() if p.default is inspect.Parameter.empty
+    )
+
+    def method(self: Ledger, /, *args: _P.args, **fields: _P.kwargs) -> Outcome:
+        if args:
+            msg = f"{name} takes keyword arguments only (got {len(args)} positional)"
+            raise TypeError(msg)
+        return self._typed_command(name, fields, keep)
+
+    method.__name__ = name
+    method.__qualname__ = f"Ledger.{name}"
+    method.__doc__ = arguments.__doc__
+    # help() and inspect show the command's fields, not (*args, **fields).
+    method.__signature__ = signature  # type: ignore[attr-defined]
+    return method
+
+
+def _annotation(hint: Any) -> Any:
+    # commands.py postpones its annotations: show their text, without NotRequired[…].
+    text = getattr(hint, "__forward_arg__", hint)
+    if isinstance(text, str) and text.startswith("NotRequired["):
+        return text.removeprefix("NotRequired[").removesuffix("]")
+    return text
+
+
+def _signature(arguments: Any) -> inspect.Signature:
+    hints: dict[str, Any] = arguments.__annotations__
+    # With postponed annotations Python cannot see NotRequired in __required_keys__.
+    required = {
+        name
+        for name, hint in hints.items()
+        if not str(getattr(hint, "__forward_arg__", hint)).startswith("NotRequired[")
+    }
+    self_ = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+    fields = [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=inspect.Parameter.empty if name in required else None,
+            annotation=_annotation(hints[name]),
+        )
+        for name in sorted(hints, key=lambda n: (n not in required, n in ("note", "id")))
+    ]
+    return inspect.Signature([self_, *fields], return_annotation="Outcome")
 
 
 class _Keys:
@@ -567,8 +631,10 @@ class Ledger:
             outcomes.append(self._apply_one(batch, command, digest))
         if batch.events:
             try:
-                recordings = self.app.events.put(
-                    batch.events,
+                # Application.save passes its keyword arguments down to the recorder's
+                # insert transaction (eventsourcing's documented extension point).
+                recordings = self.app.save(
+                    *batch.events,
                     commands=batch.commands,
                     keys=batch.keys,
                     shred=batch.shred,
@@ -683,15 +749,14 @@ class Ledger:
 
     def _handle(self, batch: _Batch, c: cmd.Command) -> list[Subject]:
         stamp = Stamp(on=c.on, actor=c.actor, command_id=c.id, note=c.note)
-        envelope = Subject.stamp_kwargs(stamp)
         if isinstance(c, cmd.RegisterHousehold | cmd.RegisterVeteran | cmd.PlanCohort):
             if batch.get(c.ref) is not None:
                 raise AlreadyRegistered(f"{c.ref} is already registered")
-            return [self._register(batch, c, envelope)]
+            return [self._register(batch, c, stamp)]
         if isinstance(c, cmd.DefineProgramme):
             return [self._define_programme(batch, c, stamp)]
         if isinstance(c, cmd.Enrol):
-            return self._enrol(batch, c, stamp, envelope)
+            return self._enrol(batch, c, stamp)
         subject = batch.require(c.ref)
         self._check_applies(c, subject)
         if isinstance(c, cmd.Assess):
@@ -767,12 +832,12 @@ class Ledger:
         self,
         batch: _Batch,
         c: cmd.RegisterHousehold | cmd.RegisterVeteran | cmd.PlanCohort,
-        envelope: dict[str, Any],
+        stamp: Stamp,
     ) -> Subject:
         sid = subject_id(c.ref)
         if isinstance(c, cmd.PlanCohort):
-            return TrainingCohort._create(
-                TrainingCohort.Planned,
+            return TrainingCohort.plan(
+                stamp,
                 id=sid,
                 ref=c.ref,
                 region=c.region,
@@ -780,15 +845,14 @@ class Ledger:
                 capacity=c.capacity,
                 starts=c.starts,
                 ends=c.ends,
-                **envelope,
             )
         data_key, wrapped = self.keyring.data_key_for_new_subject(sid)
         batch.keys.append((sid, wrapped))
         batch.data_keys[sid] = data_key
         batch.index.extend(self._index_entries(sid, c))
         if isinstance(c, cmd.RegisterHousehold):
-            return Household._create(
-                Household.Registered,
+            return Household.register(
+                stamp,
                 id=sid,
                 ref=c.ref,
                 region=c.region,
@@ -796,16 +860,14 @@ class Ledger:
                 family_card=seal(data_key, sid, "family_card", c.family_card),
                 head_nik=seal(data_key, sid, "head_nik", c.head_nik),
                 head_name=seal(data_key, sid, "head_name", c.head_name),
-                **envelope,
             )
-        return Veteran._create(
-            Veteran.Registered,
+        return Veteran.register(
+            stamp,
             id=sid,
             ref=c.ref,
             region=c.region,
             nik=seal(data_key, sid, "nik", c.nik),
             name=seal(data_key, sid, "name", c.name),
-            **envelope,
         )
 
     def _index_entries(
@@ -856,9 +918,7 @@ class Ledger:
         elif programme is None:
             batch.depends_on_absence(subject_id(c.programme.code))
 
-    def _enrol(
-        self, batch: _Batch, c: cmd.Enrol, stamp: Stamp, envelope: dict[str, Any]
-    ) -> list[Subject]:
+    def _enrol(self, batch: _Batch, c: cmd.Enrol, stamp: Stamp) -> list[Subject]:
         cohort = batch.require(c.cohort, "cohort")
         household = batch.require(c.household, "household")
         if batch.get(c.ref) is not None:
@@ -881,282 +941,56 @@ class Ledger:
         # The household is read (open?) but not written: another writer closing it before
         # this batch commits must make the batch start again (see _Batch.depends_on).
         batch.depends_on(household)
-        enrolment = Enrolment._create(
-            Enrolment.Enrolled,
+        enrolment = Enrolment.start(
+            stamp,
             id=subject_id(c.ref),
             ref=c.ref,
             cohort=cohort.ref,
             household=household.ref,
             starts=cohort.starts,
             ends=cohort.ends,
-            **envelope,
         )
         return [enrolment, cohort]
 
     # ------------------------------------------------------------- typed API
+    # One line per command: the signature is the command's ``…Args`` in commands.py, the
+    # docstring that class's (see _typed).
 
-    def _typed(self, name: str, fields: dict[str, Any], keep: tuple[str, ...] = ()) -> Outcome:
+    def _typed_command(
+        self, name: str, fields: Mapping[str, Any], keep: frozenset[str] = frozenset()
+    ) -> Outcome:
         # ``keep`` names fields whose None is a value (JSON null), not an omitted option.
         body: dict[str, Any] = {"command": name}
         body.update({k: v for k, v in fields.items() if v is not None or k == "id" or k in keep})
         if body.get("id") is None:
             body["id"] = f"api-{uuid.uuid4()}"
-        for key in ("on", "starts", "ends"):
-            value = body.get(key)
+        for key, value in body.items():
             if isinstance(value, date):
                 body[key] = value.isoformat()
+            elif isinstance(value, Sequence) and not isinstance(value, str):
+                body[key] = list(value)  # an array in the command format
         outcome = self.execute(body)
         if outcome.rejected:
             raise _error_for(outcome)
         return outcome
 
-    def register_household(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        region: str,
-        members: int,
-        family_card: str,
-        head_nik: str,
-        head_name: str,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Register a household; raises the rule's :class:`LedgerError` when refused."""
-        return self._typed("register_household", locals_without_self(locals()))
-
-    def register_veteran(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        region: str,
-        nik: str,
-        name: str,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Register a veteran."""
-        return self._typed("register_veteran", locals_without_self(locals()))
-
-    def plan_cohort(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        region: str,
-        programme: str,
-        capacity: int,
-        starts: date | str,
-        ends: date | str,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Plan a training cohort."""
-        return self._typed("plan_cohort", locals_without_self(locals()))
-
-    def assess(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        desil: int | None = None,
-        eligible: bool | None = None,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Assess a household (``desil``) or a veteran (``eligible``)."""
-        return self._typed("assess", locals_without_self(locals()))
-
-    def allocate(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        programme: str,
-        amount: int,
-        period: str,
-        reference: str,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Allocate money to a household, veteran or cohort."""
-        return self._typed("allocate", locals_without_self(locals()))
-
-    def disburse(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        programme: str,
-        amount: int,
-        reference: str,
-        channel: str,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Pay money from the outstanding balance of a programme."""
-        return self._typed("disburse", locals_without_self(locals()))
-
-    def reverse(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        reference: str,
-        reason: str,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Reverse an earlier disbursement."""
-        return self._typed("reverse", locals_without_self(locals()))
-
-    def confirm(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        reference: str,
-        amount: int,
-        channel_ref: str,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Record that the payment channel credited an earlier disbursement."""
-        return self._typed("confirm", locals_without_self(locals()))
-
-    def follow_up(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        outcome: str,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Record a follow-up of a household, veteran or enrolment."""
-        return self._typed("follow_up", locals_without_self(locals()))
-
-    def enrol(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        cohort: str,
-        household: str,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Enrol a household in a cohort under a new enrolment ref."""
-        return self._typed("enrol", locals_without_self(locals()))
-
-    def attend(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Record attendance of an enrolment."""
-        return self._typed("attend", locals_without_self(locals()))
-
-    def complete(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Record completion of an enrolment."""
-        return self._typed("complete", locals_without_self(locals()))
-
-    def withdraw(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        reason: str,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Withdraw an enrolment (its cohort seat is freed)."""
-        return self._typed("withdraw", locals_without_self(locals()))
-
-    def close(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        reason: str,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Close a household's or veteran's case."""
-        return self._typed("close", locals_without_self(locals()))
-
-    def forget(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        reason: str,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Crypto-shred a closed subject's personal data."""
-        return self._typed("forget", locals_without_self(locals()))
-
-    def define_programme(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        name: str,
-        recipients: Sequence[str],
-        desil_limit: int | None,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Define programme ``ref`` (its code): who it reaches and its desil limit from ``on``.
-
-        ``desil_limit`` ``None`` means no desil rule. Raises the rule's :class:`LedgerError`
-        when refused.
-        """
-        fields = locals_without_self(locals())
-        fields["recipients"] = list(recipients)
-        return self._typed("define_programme", fields, keep=("desil_limit",))
-
-    def amend_programme(
-        self,
-        *,
-        ref: str,
-        on: date | str,
-        actor: str,
-        desil_limit: int | None,
-        note: str | None = None,
-        id: str | None = None,  # noqa: A002
-    ) -> Outcome:
-        """Change programme ``ref``'s desil limit from ``on`` (``None``: no desil rule)."""
-        return self._typed("amend_programme", locals_without_self(locals()), keep=("desil_limit",))
+    register_household = _typed("register_household", cmd.RegisterHouseholdArgs)
+    register_veteran = _typed("register_veteran", cmd.RegisterVeteranArgs)
+    plan_cohort = _typed("plan_cohort", cmd.PlanCohortArgs)
+    assess = _typed("assess", cmd.AssessArgs)
+    allocate = _typed("allocate", cmd.AllocateArgs)
+    disburse = _typed("disburse", cmd.DisburseArgs)
+    reverse = _typed("reverse", cmd.ReverseArgs)
+    confirm = _typed("confirm", cmd.ConfirmArgs)
+    follow_up = _typed("follow_up", cmd.FollowUpArgs)
+    enrol = _typed("enrol", cmd.EnrolArgs)
+    attend = _typed("attend", cmd.AttendArgs)
+    complete = _typed("complete", cmd.CompleteArgs)
+    withdraw = _typed("withdraw", cmd.WithdrawArgs)
+    close = _typed("close", cmd.CloseArgs)
+    forget = _typed("forget", cmd.ForgetArgs)
+    define_programme = _typed("define_programme", cmd.DefineProgrammeArgs)
+    amend_programme = _typed("amend_programme", cmd.AmendProgrammeArgs)
 
     # ---------------------------------------------------------------- queries
 
@@ -1258,6 +1092,9 @@ class Ledger:
 
     def disconnect(self) -> None:
         """Close the store's connections (the ledger cannot be used afterwards)."""
+        projections = self.__dict__.get("_projections")
+        if projections is not None:
+            projections.close()
         self.app.close()
 
     def __enter__(self) -> Ledger:
@@ -1281,11 +1118,6 @@ def _refs_named(commands: Iterable[cmd.Command]) -> list[str]:
         elif isinstance(c, cmd.Allocate):
             refs.append(c.programme.code)  # its rules decide the allocation
     return refs
-
-
-def locals_without_self(values: dict[str, Any]) -> dict[str, Any]:
-    """The keyword arguments of a typed command method."""
-    return {k: v for k, v in values.items() if k != "self"}
 
 
 def _error_for(outcome: Outcome) -> LedgerError:

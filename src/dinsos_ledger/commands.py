@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, NotRequired, TypedDict
 
 import attrs
 
@@ -45,27 +45,45 @@ __all__ = [
     "PII_FIELDS",
     "PII_OF_COMMAND",
     "Allocate",
+    "AllocateArgs",
     "AmendProgramme",
+    "AmendProgrammeArgs",
+    "Arguments",
     "Assess",
+    "AssessArgs",
     "Attend",
+    "AttendArgs",
     "Close",
+    "CloseArgs",
     "Command",
     "CommandDefinition",
     "Complete",
+    "CompleteArgs",
     "Confirm",
+    "ConfirmArgs",
     "DefineProgramme",
+    "DefineProgrammeArgs",
     "Disburse",
+    "DisburseArgs",
     "Enrol",
+    "EnrolArgs",
     "FieldDefinition",
     "FieldType",
     "FollowUp",
+    "FollowUpArgs",
     "Forget",
+    "ForgetArgs",
     "PlanCohort",
+    "PlanCohortArgs",
     "Prepared",
     "RegisterHousehold",
+    "RegisterHouseholdArgs",
     "RegisterVeteran",
+    "RegisterVeteranArgs",
     "Reverse",
+    "ReverseArgs",
     "Withdraw",
+    "WithdrawArgs",
     "canonical_body",
     "definitions",
     "field_schema",
@@ -270,6 +288,147 @@ class AmendProgramme(Command):
     """Change a programme's desil limit from ``on`` (``None``: no desil rule)."""
 
     COMMAND: ClassVar[str] = "amend_programme"
+
+    desil_limit: int | None
+
+
+# The keyword arguments of each command as Python callers give them (``Ledger.allocate(...)``
+# and the other typed methods): plain strings and ints, dates as ``date`` or ISO text, ``id``
+# optional (one is made up). ``parse_command`` validates them like a line of a file, and a
+# test checks each one names exactly the fields of its command.
+
+
+class Arguments(TypedDict):
+    """The fields every command takes (``id`` optional: a fresh ``api-…`` id is made)."""
+
+    ref: str
+    on: date | str
+    actor: str
+    note: NotRequired[str | None]
+    id: NotRequired[str | None]
+
+
+class RegisterHouseholdArgs(Arguments):
+    """Register a household; raises the rule's :class:`LedgerError` when refused."""
+
+    region: str
+    members: int
+    family_card: str
+    head_nik: str
+    head_name: str
+
+
+class RegisterVeteranArgs(Arguments):
+    """Register a veteran."""
+
+    region: str
+    nik: str
+    name: str
+
+
+class PlanCohortArgs(Arguments):
+    """Plan a training cohort."""
+
+    region: str
+    programme: str
+    capacity: int
+    starts: date | str
+    ends: date | str
+
+
+class AssessArgs(Arguments):
+    """Assess a household (``desil``) or a veteran (``eligible``)."""
+
+    desil: NotRequired[int | None]
+    eligible: NotRequired[bool | None]
+
+
+class AllocateArgs(Arguments):
+    """Allocate money to a household, veteran or cohort."""
+
+    programme: str
+    amount: int
+    period: str
+    reference: str
+
+
+class DisburseArgs(Arguments):
+    """Pay money from the outstanding balance of a programme."""
+
+    programme: str
+    amount: int
+    reference: str
+    channel: str
+
+
+class ReverseArgs(Arguments):
+    """Reverse an earlier disbursement."""
+
+    reference: str
+    reason: str
+
+
+class ConfirmArgs(Arguments):
+    """Record that the payment channel credited an earlier disbursement."""
+
+    reference: str
+    amount: int
+    channel_ref: str
+
+
+class FollowUpArgs(Arguments):
+    """Record a follow-up of a household, veteran or enrolment."""
+
+    outcome: str
+
+
+class EnrolArgs(Arguments):
+    """Enrol a household in a cohort under a new enrolment ref."""
+
+    cohort: str
+    household: str
+
+
+class AttendArgs(Arguments):
+    """Record attendance of an enrolment."""
+
+
+class CompleteArgs(Arguments):
+    """Record completion of an enrolment."""
+
+
+class WithdrawArgs(Arguments):
+    """Withdraw an enrolment (its cohort seat is freed)."""
+
+    reason: str
+
+
+class CloseArgs(Arguments):
+    """Close a household's or veteran's case."""
+
+    reason: str
+
+
+class ForgetArgs(Arguments):
+    """Crypto-shred a closed subject's personal data."""
+
+    reason: str
+
+
+class DefineProgrammeArgs(Arguments):
+    """Define programme ``ref`` (its code): who it reaches and its desil limit from ``on``.
+
+    ``desil_limit`` ``None`` means no desil rule. Raises the rule's :class:`LedgerError`
+    when refused.
+    """
+
+    name: str
+    recipients: Sequence[str]
+    desil_limit: int | None
+
+
+class AmendProgrammeArgs(Arguments):
+    """Change programme ``ref``'s desil limit from ``on`` (``None``: no desil rule)."""
 
     desil_limit: int | None
 

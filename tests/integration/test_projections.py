@@ -807,11 +807,11 @@ def test_a_catch_up_racing_another_process_applies_each_event_once(
         original = a.engine._apply_page
         raced = {"done": False}
 
-        def racing(events: Any, positions: Any) -> None:
+        def racing(events: Any, positions: Any, selected: Any) -> None:
             if not raced["done"]:
                 raced["done"] = True
                 b.catch_up()  # the other process gets there first, with the same positions
-            original(events, positions)
+            original(events, positions, selected)
 
         monkeypatch.setattr(a.engine, "_apply_page", racing)
         assert a.catch_up() == 0  # everything was already applied by the other process

@@ -7,7 +7,7 @@ import inspect
 import uuid
 from typing import Any
 
-from dinsos_ledger.aggregates import Enrolment, Household, TrainingCohort, Veteran
+from dinsos_ledger.aggregates import Enrolment, Household, Stamp, TrainingCohort, Veteran
 from dinsos_ledger.codec import event_fields
 from dinsos_ledger.projections.engine import event_kind, event_type
 from dinsos_ledger.projections.export import COLUMNS, PII_FIELDS, export_row
@@ -69,8 +69,8 @@ def test_event_types_and_kinds_come_from_the_class() -> None:
 
 def test_a_registration_row_has_the_region_but_never_the_personal_data() -> None:
     """The export row of a household registration: envelope, region, members; no PII."""
-    household = Household._create(
-        Household.Registered,
+    household = Household.register(
+        Stamp(**stamp()),
         id=subject_id("KT-HH-0001"),
         ref="KT-HH-0001",
         region=RegionCode("64.08.04.2001"),
@@ -78,7 +78,6 @@ def test_a_registration_row_has_the_region_but_never_the_personal_data() -> None
         family_card=Sealed("sealed-card-token"),
         head_nik=Sealed("sealed-nik-token"),
         head_name=Sealed("sealed-name-token"),
-        **stamp(),
     )
     (event,) = household.collect_events()
     row = export_row(1, event, None)

@@ -15,6 +15,7 @@ import attrs
 from eventsourcing.domain import Aggregate
 
 from dinsos_ledger.aggregates.rules import AllocationRule
+from dinsos_ledger.balances import disbursement_counts
 from dinsos_ledger.errors import (
     AlreadyConfirmed,
     AlreadyReversed,
@@ -408,7 +409,7 @@ class Account(Subject):
             row["allocated"] += grant.amount
         for payment in self.payments.values():
             row = rows.setdefault(payment.programme, {"allocated": 0, "disbursed": 0})
-            if payment.reversed_on is None:
+            if disbursement_counts(payment.on, payment.reversed_on, None):
                 row["disbursed"] += payment.amount
         for row in rows.values():
             row["outstanding"] = row["allocated"] - row["disbursed"]

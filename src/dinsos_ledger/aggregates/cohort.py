@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+from uuid import UUID
 
 from dinsos_ledger.aggregates.base import Account, Stamp, Subject
 from dinsos_ledger.errors import AlreadyEnrolled, CohortFull, OutsideCohortDates
@@ -80,6 +81,32 @@ class TrainingCohort(Account):
 
     class DisbursementConfirmed(Account.DisbursementConfirmed):
         """The payment channel confirmed a payment to the cohort."""
+
+    @classmethod
+    def plan(
+        cls,
+        stamp: Stamp,
+        *,
+        id: UUID,  # noqa: A002 - eventsourcing's name for the aggregate id
+        ref: str,
+        region: RegionCode,
+        programme: Programme,
+        capacity: int,
+        starts: date,
+        ends: date,
+    ) -> Self:
+        """A newly planned cohort."""
+        return cls._create(
+            cls.Planned,
+            id=id,
+            ref=ref,
+            region=region,
+            programme=programme,
+            capacity=capacity,
+            starts=starts,
+            ends=ends,
+            **cls.stamp_kwargs(stamp),
+        )
 
     def check_seat(self, household: str, on: date) -> None:
         """Raise unless ``household`` may take a seat on ``on`` (capacity, duplicates, dates)."""

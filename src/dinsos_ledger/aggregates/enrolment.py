@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+from uuid import UUID
 
 from dinsos_ledger.aggregates.base import Stamp, Subject
 from dinsos_ledger.errors import Closed, OutsideCohortDates
@@ -77,6 +78,34 @@ class Enrolment(Subject):
 
         def apply(self, aggregate: Any) -> None:
             """Nothing to keep on the aggregate: timelines are projections."""
+
+    @classmethod
+    def start(
+        cls,
+        stamp: Stamp,
+        *,
+        id: UUID,  # noqa: A002 - eventsourcing's name for the aggregate id
+        ref: str,
+        cohort: str,
+        household: str,
+        starts: date,
+        ends: date,
+    ) -> Self:
+        """A new, active enrolment of ``household`` in ``cohort`` (whose dates it copies).
+
+        The cohort's seat is taken by :meth:`TrainingCohort.take_seat`; the application
+        checks both subjects first.
+        """
+        return cls._create(
+            cls.Enrolled,
+            id=id,
+            ref=ref,
+            cohort=cohort,
+            household=household,
+            starts=starts,
+            ends=ends,
+            **cls.stamp_kwargs(stamp),
+        )
 
     def check_open(self, command: str) -> None:
         """A withdrawn enrolment accepts nothing; a completed one only ``follow_up``."""

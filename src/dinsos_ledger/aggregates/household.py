@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+from uuid import UUID
 
 import attrs
 
-from dinsos_ledger.aggregates.base import Person, Subject
+from dinsos_ledger.aggregates.base import Person, Stamp, Subject
 from dinsos_ledger.aggregates.rules import AllocationRule
 from dinsos_ledger.errors import NotEligible
 from dinsos_ledger.types import Kind, Programme, RegionCode, Sealed
@@ -75,6 +76,32 @@ class Household(Person):
 
     class Forgotten(Person.Forgotten):
         """The household's personal data was crypto-shredded."""
+
+    @classmethod
+    def register(
+        cls,
+        stamp: Stamp,
+        *,
+        id: UUID,  # noqa: A002 - eventsourcing's name for the aggregate id
+        ref: str,
+        region: RegionCode,
+        members: int,
+        family_card: Sealed,
+        head_nik: Sealed,
+        head_name: Sealed,
+    ) -> Self:
+        """A newly registered household (its personal data already sealed by the caller)."""
+        return cls._create(
+            cls.Registered,
+            id=id,
+            ref=ref,
+            region=region,
+            members=members,
+            family_card=family_card,
+            head_nik=head_nik,
+            head_name=head_name,
+            **cls.stamp_kwargs(stamp),
+        )
 
     def assess(self, stamp: Any, desil: int) -> None:
         """Record a welfare assessment."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+from uuid import UUID
 
 import attrs
 
-from dinsos_ledger.aggregates.base import Person, Subject
+from dinsos_ledger.aggregates.base import Person, Stamp, Subject
 from dinsos_ledger.aggregates.rules import AllocationRule
 from dinsos_ledger.errors import NotEligible
 from dinsos_ledger.types import Kind, Programme, RegionCode, Sealed
@@ -69,6 +70,28 @@ class Veteran(Person):
 
     class Forgotten(Person.Forgotten):
         """The veteran's personal data was crypto-shredded."""
+
+    @classmethod
+    def register(
+        cls,
+        stamp: Stamp,
+        *,
+        id: UUID,  # noqa: A002 - eventsourcing's name for the aggregate id
+        ref: str,
+        region: RegionCode,
+        nik: Sealed,
+        name: Sealed,
+    ) -> Self:
+        """A newly registered veteran (its personal data already sealed by the caller)."""
+        return cls._create(
+            cls.Registered,
+            id=id,
+            ref=ref,
+            region=region,
+            nik=nik,
+            name=name,
+            **cls.stamp_kwargs(stamp),
+        )
 
     def assess(self, stamp: Any, eligible: bool) -> None:
         """Record an eligibility assessment."""

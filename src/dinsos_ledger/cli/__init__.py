@@ -10,6 +10,7 @@ from dinsos_ledger.cli import (
     audit_findings_verbs,
     audit_verbs,
     demo_verbs,
+    follow_verbs,
     format_verbs,
     key_verbs,
     ledger_verbs,
@@ -27,4 +28,5 @@ projection_verbs.register(main)
 key_verbs.register(main)
 audit_findings_verbs.register(main)
 programme_verbs.register(main)
+follow_verbs.register(main)
 format_verbs.register(main)

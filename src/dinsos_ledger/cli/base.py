@@ -21,6 +21,7 @@ from dinsos_ledger.cli.stores import damaged_message, store_problem
 from dinsos_ledger.errors import LedgerError, StorageError
 from dinsos_ledger.extras import MissingExtra, require_extra
 from dinsos_ledger.i18n import LANG_ENV, LANGUAGES, Messages, messages, resolve_language
+from dinsos_ledger.projections.registry import ProjectionPluginError
 from dinsos_ledger.storage import parse_target
 
 __all__ = [
@@ -40,11 +41,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 class State:
     """Options given before the verb."""
 
-    def __init__(self, db: str | None, quiet: bool, lang: str | None = None) -> None:
+    def __init__(
+        self,
+        db: str | None,
+        quiet: bool,
+        lang: str | None = None,
+        projections: tuple[str, ...] = (),
+    ) -> None:
         self.db = db
         self.quiet = quiet
         self.lang = resolve_language(lang)
         """The operator's language: ``id`` (default) or ``en``; JSON output never changes."""
+        self.projections = projections
+        """``module:Class`` names given with ``--projection``."""
 
     @property
     def m(self) -> Messages:
@@ -73,11 +82,23 @@ pass_state = click.make_pass_decorator(State)
     help="Language of messages and the report: id (Indonesian, the default) or en. "
     "JSON output is the same in both.",
 )
+@click.option(
+    "--projection",
+    "projections",
+    metavar="MODULE:CLASS",
+    multiple=True,
+    help=(
+        "Keep this projection too (a Projection subclass in an importable module); repeatable. "
+        "Installed plugins (entry points) and $DINSOS_LEDGER_PROJECTIONS are always kept."
+    ),
+)
 @click.version_option(package_name="dinsos-ledger")
 @click.pass_context
-def main(ctx: click.Context, db: str | None, quiet: bool, lang: str | None) -> None:
+def main(
+    ctx: click.Context, db: str | None, quiet: bool, lang: str | None, projections: tuple[str, ...]
+) -> None:
     """An event-sourced ledger of social-service delivery (Dinas Sosial)."""
-    ctx.obj = State(db, quiet, lang)
+    ctx.obj = State(db, quiet, lang, projections)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -171,8 +192,10 @@ def open_ledger(
             ledger.disconnect()
             fail(counted)
     try:
+        for spec in state.projections:
+            ledger.projections.register_named(spec)
         yield ledger
-    except StorageError as e:
+    except (StorageError, ProjectionPluginError) as e:
         fail(e.message)
     finally:
         ledger.disconnect()
@@ -204,7 +227,7 @@ def handles_errors(func: F) -> F:
             return func(*args, **kwargs)
         except MissingExtra as e:
             fail(e.message, 2)
-        except StorageError as e:
+        except (StorageError, ProjectionPluginError) as e:
             fail(e.message, 2)
         except LedgerError as e:
             fail(e.message, 1)

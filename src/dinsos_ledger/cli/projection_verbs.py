@@ -288,8 +288,9 @@ def outstanding(state: State, as_of: dt.date | None, as_json: bool) -> None:
 def rebuild(state: State, names: tuple[str, ...], as_json: bool, page_size: int) -> None:
     """Drop the named projections (default: all) and rebuild them from the first event.
 
-    The built-in projections are subjects, money and contacts. The result equals the
-    incrementally maintained one.
+    The built-in projections are subjects, money and contacts; installed plugins and those
+    named with --projection are rebuilt the same way. The result equals the incrementally
+    maintained one.
     """
     with open_ledger(state) as ledger:
         projections = ledger.projections

@@ -37,6 +37,7 @@ from dinsos_ledger.aggregates.base import Account, Person, Subject
 from dinsos_ledger.bulk import paused_gc
 from dinsos_ledger.codec import converter
 from dinsos_ledger.errors import LedgerError, StorageError
+from dinsos_ledger.projections.connection import Connection, Dialect
 from dinsos_ledger.types import subject_id
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "Reader",
     "RebuildReport",
     "Role",
+    "Step",
     "SubjectInfo",
     "SubjectsProjection",
     "UnknownProjection",
@@ -64,8 +66,6 @@ __all__ = [
     "send_deferred",
     "translate",
 ]
-
-Dialect = Literal["sqlite", "postgres"]
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` with events applied so far and events to apply."""
@@ -112,6 +112,8 @@ _DIRECTORY_LIMIT: Final = 200_000
 _IN_CHUNK: Final = 500
 _PLAIN: Final = frozenset({str, int, type(None)})
 _MAX_CONFLICTS: Final = 50
+# The PostgreSQL advisory lock that serialises projection DDL between processes.
+_DDL_LOCK: Final = 0x64696E736F73
 
 
 class UnknownProjection(LedgerError, LookupError):
@@ -720,6 +722,21 @@ class _Page:
 
 
 @attrs.frozen
+class Step:
+    """What one :meth:`ProjectionEngine.step` did.
+
+    ``applied`` events (0: caught up, or ``conflict``); ``behind`` is how many events the
+    furthest-behind projection had still to apply before the step, ``head`` the position
+    of the last recorded event then.
+    """
+
+    applied: int
+    behind: int
+    head: int
+    conflict: bool
+
+
+@attrs.frozen
 class RebuildReport:
     """What a rebuild did: the projections dropped and rebuilt, and the events applied."""
 
@@ -749,7 +766,7 @@ class Reader:
         adapt = _adapt_sqlite if self.dialect == "sqlite" else _adapt_postgres
         values = [adapt(p) for p in params]
         if self.dialect == "sqlite":
-            cursor = self._connection.cursor().sqlite_cursor
+            cursor = self._connection.cursor()
         else:
             from psycopg.rows import tuple_row
 
@@ -774,7 +791,9 @@ class ProjectionEngine:
     """Keeps a ledger's projections up to date and gives them consistent reads.
 
     The :class:`SubjectsProjection` is always first; ``projections`` are the others, in
-    the order they are applied to each page.
+    the order they are applied to each page. Events are read from ``ledger.recorder``;
+    the tables are written through ``connection`` (by default one to the ledger's own
+    database; ``Connection.scratch`` gives a private one, for a copy to compare).
     """
 
     def __init__(
@@ -783,13 +802,15 @@ class ProjectionEngine:
         projections: Iterable[Projection] = (),
         *,
         page_size: int = DEFAULT_PAGE_SIZE,
+        connection: Connection | None = None,
     ) -> None:
         if page_size < 1:
             msg = f"'page_size' must be at least 1 (got {page_size})"
             raise ValueError(msg)
         self.ledger = ledger
         self.page_size = page_size
-        self.dialect: Dialect = "postgres" if ledger.target.is_postgres else "sqlite"
+        self.connection = connection or Connection(ledger.target, getattr(ledger.app, "env", None))
+        self.dialect: Dialect = self.connection.dialect
         self.subjects = SubjectsProjection()
         self.projections: list[Projection] = [self.subjects]
         self._directory = _Directory()
@@ -836,67 +857,24 @@ class ProjectionEngine:
     @contextmanager
     def _write(self) -> Iterator[Any]:
         """A write transaction: commits on success, rolls back on any exception."""
-        datastore = self.ledger.recorder.datastore
-        try:
-            if self.dialect == "sqlite":
-                with (
-                    datastore.get_connection(commit=True) as conn,
-                    _relaxed_sync(conn),
-                    conn.transaction(commit=True) as cursor,
-                ):
-                    yield cursor
-                return
-            from psycopg.rows import tuple_row
-
-            with datastore.get_connection() as conn, conn.transaction():
-                cursor = conn.cursor(row_factory=tuple_row)
-                # See _relaxed_sync: a projection commit need not wait for the disk.
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
-                self._enter_schema(cursor, datastore.schema)
-                yield cursor
-        except PersistenceError as e:
-            raise StorageError(f"cannot update the projections: {e}") from e
+        with self.connection.write() as cursor:
+            yield cursor
 
     @contextmanager
     def reading(self) -> Iterator[Reader]:
         """A read-only transaction over the projection tables (one consistent snapshot)."""
-        datastore = self.ledger.recorder.datastore
-        try:
-            if self.dialect == "sqlite":
-                with datastore.get_connection(commit=False) as conn, conn.transaction(commit=False):
-                    yield Reader(conn, "sqlite")
-                return
-            from psycopg.rows import tuple_row
-
-            with datastore.get_connection() as conn, conn.transaction(force_rollback=True):
-                cursor = conn.cursor(row_factory=tuple_row)
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                # A reader may pause between its queries for as long as its caller works
-                # (verify rebuilds every projection in a shadow store while this snapshot
-                # stays open): eventsourcing's idle-in-transaction timeout would cut it.
-                cursor.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
-                self._enter_schema(cursor, datastore.schema)
-                yield Reader(conn, "postgres")
-        except PersistenceError as e:
-            raise StorageError(f"cannot read the projections: {e}") from e
-
-    @staticmethod
-    def _enter_schema(cursor: Any, schema: str) -> None:
-        from psycopg.sql import SQL, Identifier
-
-        cursor.execute(SQL("SET LOCAL search_path TO {0}").format(Identifier(schema)))
+        with self.connection.read() as conn:
+            yield Reader(conn, self.dialect)
 
     def _lock(self, cursor: Any) -> None:
         """Serialise schema changes between processes for the rest of the transaction."""
         if self.dialect == "postgres":
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (0x64696E736F73,))
-        else:
-            # A write statement takes SQLite's write lock even when it changes nothing; the
-            # ledger's events table exists before any projection table does.
-            events = self.ledger.recorder.events_table_name
-            cursor.execute(
-                f"UPDATE {events} SET originator_version = originator_version WHERE 0 = 1"
-            )
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
+        # On SQLite the transaction began IMMEDIATE: it holds the write lock already.
+
+    def close(self) -> None:
+        """Close the engine's connection (the next use opens it again)."""
+        self.connection.close()
 
     # ------------------------------------------------------------- tracking
 
@@ -968,51 +946,77 @@ class ProjectionEngine:
 
     # -------------------------------------------------------------- catch-up
 
-    def catch_up(self, progress: Progress | None = None) -> int:
+    def catch_up(self, progress: Progress | None = None, names: Iterable[str] | None = None) -> int:
         """Apply every event not yet applied; return how many events were applied.
 
         Pages of ``page_size`` events are each applied in one transaction together with
         the tracking positions, so an interrupted catch-up resumes where it stopped.
+        ``names`` limits it to those projections (and the subjects table they rest on).
         """
-        self.ensure_ready()
-        mapper = self.ledger.app.mapper
-        recorder = self.ledger.recorder
         applied = 0
         conflicts = 0
         total: int | None = None
-        positions = self.positions()
         while True:
-            low = min(positions.values())
+            step = self.step(names)
             if total is None:
-                total = max(self.head() - low, 0)
-            try:
-                page = recorder.select_notifications(low, self.page_size, inclusive_of_start=False)
-            except PersistenceError as e:
-                raise StorageError(f"cannot read the ledger: {e}") from e
-            if not page:
-                return applied
-            with paused_gc():
-                events = _Page(page, mapper, self.projections)
-            try:
-                with paused_gc():
-                    self._apply_page(events, positions)
-            except _Conflict:
+                total = step.behind
+            if step.conflict:
                 # Another process applied (part of) this page: start again from its positions.
                 conflicts += 1
                 if conflicts > _MAX_CONFLICTS:  # pragma: no cover - needs a live race
                     msg = "cannot catch the projections up: other processes keep moving them"
                     raise StorageError(msg) from None
-                positions = self.positions()
                 continue
-            last = events.last
-            positions = {name: max(position, last) for name, position in positions.items()}
-            applied += len(page)
+            if not step.applied:
+                return applied
+            applied += step.applied
             if progress is not None:
                 progress(applied, max(total, applied))
 
-    def _apply_page(self, events: _Page, positions: Mapping[str, int]) -> None:
+    def with_dependencies(self, names: Iterable[str] | None) -> list[Projection]:
+        """The projections called ``names`` (all when None) and every one applied before.
+
+        A projection may read the tables of those applied before it (the subjects table
+        always, built-in ones from a plugin), so they are kept up to date together.
+        """
+        selected = self.select(names)
+        last = max(self.projections.index(p) for p in selected) if selected else 0
+        return self.projections[: last + 1]
+
+    def step(self, names: Iterable[str] | None = None) -> Step:
+        """Apply at most one page to the projections called ``names`` (all when None).
+
+        The page and the new tracking positions commit in one transaction. When another
+        process advanced a position meanwhile, nothing is written and ``conflict`` is set:
+        read the positions again and retry.
+        """
+        selected = self.with_dependencies(names)
+        self.ensure_ready()
+        positions = self.positions()
+        low = min(positions[p.name] for p in selected)
+        head = self.head()
+        try:
+            page = self.ledger.recorder.select_notifications(
+                low, self.page_size, inclusive_of_start=False
+            )
+        except PersistenceError as e:
+            raise StorageError(f"cannot read the ledger: {e}") from e
+        if not page:
+            return Step(0, max(head - low, 0), head, conflict=False)
+        with paused_gc():
+            events = _Page(page, self.ledger.app.mapper, selected)
+        try:
+            with paused_gc():
+                self._apply_page(events, positions, selected)
+        except _Conflict:
+            return Step(0, max(head - low, 0), head, conflict=True)
+        return Step(len(page), max(head - low, 0), head, conflict=False)
+
+    def _apply_page(
+        self, events: _Page, positions: Mapping[str, int], selected: Sequence[Projection]
+    ) -> None:
         last = events.last
-        behind = [p for p in self.projections if positions[p.name] < last]
+        behind = [p for p in selected if positions[p.name] < last]
         with self._write() as cursor:
             # The compare-and-set comes first: it takes the write lock, and a process that
             # got here first makes it match nothing.
@@ -1020,15 +1024,12 @@ class ProjectionEngine:
                 cursor.execute(
                     translate(
                         f"UPDATE {TRACKING_TABLE} SET position = ?, updated_at = ? "
-                        "WHERE name = ? AND position = ?",
+                        "WHERE name = ? AND position = ? RETURNING name",
                         self.dialect,
                     ),
                     (last, _now(), projection.name, positions[projection.name]),
                 )
-                count = (
-                    cursor.sqlite_cursor.rowcount if self.dialect == "sqlite" else cursor.rowcount
-                )
-                if count != 1:
+                if len(cursor.fetchall()) != 1:
                     raise _Conflict
             directory_loaded = False
             for projection in behind:
@@ -1067,25 +1068,3 @@ class ProjectionEngine:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
-
-
-@contextmanager
-def _relaxed_sync(connection: Any) -> Iterator[None]:
-    """Commit projection pages without waiting for the disk (SQLite ``synchronous=NORMAL``).
-
-    Projections are derived from the log and each page commits its writes together with
-    its tracking positions, so a page lost to a power cut is simply applied again; in WAL
-    mode ``NORMAL`` still keeps every commit atomic and the file consistent, it only lets
-    the last commits roll back. Events are never written under it: the level is restored
-    before the connection goes back to the pool, and the next event commit (``FULL``)
-    syncs the log, projection pages included. SQLite refuses to change the level inside a
-    transaction, so it is set around it.
-    """
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA synchronous")
-    level = int(cursor.fetchone()[0])
-    cursor.execute("PRAGMA synchronous = NORMAL")
-    try:
-        yield
-    finally:
-        cursor.execute(f"PRAGMA synchronous = {level}")

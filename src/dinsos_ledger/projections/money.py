@@ -21,6 +21,7 @@ from typing import Any
 
 import attrs
 
+from dinsos_ledger import balances as rule
 from dinsos_ledger.types import RegionCode
 
 __all__ = [
@@ -73,13 +74,11 @@ class Disbursement:
 
     def counts_on(self, as_of: dt.date | None) -> bool:
         """Whether this payment is recorded as of ``as_of`` (None: everything recorded)."""
-        return as_of is None or self.on <= as_of
+        return rule.dated_by(self.on, as_of)
 
     def reversed_as_of(self, as_of: dt.date | None) -> bool:
         """Whether the payment counts as reversed as of ``as_of`` (None: reversed at all)."""
-        if self.reversed_on is None:
-            return False
-        return as_of is None or self.reversed_on <= as_of
+        return rule.reversed_by(self.reversed_on, as_of)
 
 
 @attrs.frozen
@@ -127,7 +126,7 @@ def balances_for(
     allocated: dict[str, int] = {}
     disbursed: dict[str, int] = {}
     for allocation in allocations:
-        if as_of is None or allocation.on <= as_of:
+        if rule.allocation_counts(allocation.on, as_of):
             allocated[allocation.programme] = (
                 allocated.get(allocation.programme, 0) + allocation.amount
             )
@@ -136,7 +135,8 @@ def balances_for(
         if not disbursement.counts_on(as_of):
             continue
         allocated.setdefault(disbursement.programme, 0)
-        paid = 0 if disbursement.reversed_as_of(as_of) else disbursement.amount
+        counts = rule.disbursement_counts(disbursement.on, disbursement.reversed_on, as_of)
+        paid = disbursement.amount if counts else 0
         disbursed[disbursement.programme] = disbursed.get(disbursement.programme, 0) + paid
     return [
         BalanceRow(

@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
-from pathlib import Path
+from collections.abc import Sequence
+from contextlib import ExitStack
 from typing import Any, Final
 
 import attrs
@@ -41,8 +40,6 @@ from dinsos_ledger.projections.engine import (
 
 __all__ = ["ProjectionDifference", "check_projections"]
 
-# The table the shadow engine's SQLite write lock touches (see ProjectionEngine._lock).
-_SHADOW_LOCK_TABLE: Final = "dinsos_verify_lock"
 # A value is shown in a message up to this many characters.
 _SHOWN: Final = 80
 
@@ -90,17 +87,10 @@ def _shown(value: Any, *, typed: bool = False) -> str:
 
 
 class _ShadowRecorder:
-    """The ledger's recorder as the shadow engine sees it: the same events, up to ``stop``.
+    """The ledger's recorder as the shadow engine sees it: the same events, up to ``stop``."""
 
-    Writes go to ``datastore`` (the shadow's); events are read from the ledger's own
-    recorder, never beyond the position being compared.
-    """
-
-    events_table_name = _SHADOW_LOCK_TABLE
-
-    def __init__(self, recorder: Any, datastore: Any) -> None:
+    def __init__(self, recorder: Any) -> None:
         self._recorder = recorder
-        self.datastore = datastore
         self.stop = 0
 
     def select_notifications(
@@ -114,69 +104,39 @@ class _ShadowRecorder:
 
 
 class _ShadowLedger:
-    """What :class:`ProjectionEngine` needs of a ledger, writing into the shadow store."""
+    """What :class:`ProjectionEngine` needs of a ledger: its target, mapper and events."""
 
-    def __init__(self, ledger: Any, datastore: Any) -> None:
+    def __init__(self, ledger: Any) -> None:
         self.target = ledger.target
         self.app = ledger.app
-        self.recorder = _ShadowRecorder(ledger.recorder, datastore)
+        self.recorder = _ShadowRecorder(ledger.recorder)
 
 
-@contextmanager
-def _shadow_datastore(ledger: Any) -> Iterator[Any]:
-    """A private, empty store of the ledger's kind, removed when the block ends."""
-    if ledger.target.is_postgres:
-        from eventsourcing.postgres import PostgresDatastore
+def _copy_index(engine: ProjectionEngine, shadow: ProjectionEngine) -> None:
+    """Give the shadow a copy of the keyed index, which the findings projection joins.
 
-        env = ledger.target.env
-        # One connection for the whole check: PostgreSQL temporary tables live in their
-        # session, and are dropped when it closes.
-        datastore = PostgresDatastore(
-            env["POSTGRES_DBNAME"],
-            env["POSTGRES_HOST"],
-            env["POSTGRES_PORT"],
-            env["POSTGRES_USER"],
-            env.get("POSTGRES_PASSWORD", ""),
-            connect_timeout=float(env.get("POSTGRES_CONNECT_TIMEOUT", "10")),
-            pool_size=1,
-            max_overflow=0,
-            schema="pg_temp",
-        )
-        try:
-            from psycopg.sql import SQL, Identifier
+    The index is a ledger table, not derived from the events (its MACs need the master
+    key), so the shadow cannot recompute it: it reads the stored one, as the real
+    projection does.
+    """
+    if engine.dialect == "postgres":
+        from psycopg.sql import SQL, Identifier
 
-            # The findings projection joins the keyed index (a ledger table, not derived
-            # from the events): the shadow reads a copy of it, in its own session.
-            with datastore.transaction(commit=True) as cursor:
-                cursor.execute(
-                    SQL(
-                        "CREATE TEMP TABLE {0} AS SELECT subject_id, field, mac FROM {1}.{0}"
-                    ).format(Identifier(INDEX_TABLE), Identifier(ledger.recorder.datastore.schema))
+        with shadow.connection.write() as cursor:
+            cursor.execute(
+                SQL("CREATE TEMP TABLE {0} AS SELECT subject_id, field, mac FROM {1}.{0}").format(
+                    Identifier(INDEX_TABLE), Identifier(engine.connection.schema)
                 )
-            yield datastore
-        finally:
-            datastore.close()
+            )
         return
-    from eventsourcing.sqlite import SQLiteDatastore
-
-    with tempfile.TemporaryDirectory(prefix="dinsos-verify-") as folder:
-        store: Any = SQLiteDatastore(str(Path(folder) / "shadow.sqlite"), pool_size=1)
-        try:
-            with ledger.recorder.datastore.transaction(commit=False) as cursor:
-                cursor.execute(f"SELECT subject_id, field, mac FROM {INDEX_TABLE}")
-                index = [tuple(row) for row in cursor.fetchall()]
-            with store.transaction(commit=True) as cursor:
-                cursor.execute(f"CREATE TABLE {_SHADOW_LOCK_TABLE} (originator_version INTEGER)")
-                # The findings projection joins the keyed index (a ledger table, not
-                # derived from the events): the shadow reads a copy of it.
-                cursor.execute(
-                    f"CREATE TABLE {INDEX_TABLE} (subject_id TEXT NOT NULL, field TEXT NOT NULL, "
-                    "mac TEXT NOT NULL, PRIMARY KEY (subject_id, field)) WITHOUT ROWID"
-                )
-                cursor.executemany(f"INSERT INTO {INDEX_TABLE} VALUES (?, ?, ?)", index)
-            yield store
-        finally:
-            store.close()
+    with engine.reading() as reader:
+        index = reader.all(f"SELECT subject_id, field, mac FROM {INDEX_TABLE}")
+    with shadow.connection.write() as cursor:
+        cursor.execute(
+            f"CREATE TABLE {INDEX_TABLE} (subject_id TEXT NOT NULL, field TEXT NOT NULL, "
+            "mac TEXT NOT NULL, PRIMARY KEY (subject_id, field)) WITHOUT ROWID"
+        )
+        cursor.executemany(f"INSERT INTO {INDEX_TABLE} VALUES (?, ?, ?)", index)
 
 
 # ------------------------------------------------------------------ catalogue
@@ -364,13 +324,18 @@ def check_projections(ledger: Any) -> ProjectionDifference | None:
         groups, difference = _behind(engine, tracked, head)
         if difference is not None or not groups:
             return difference
-        datastore = stack.enter_context(_shadow_datastore(ledger))
-        shadow_ledger = _ShadowLedger(ledger, datastore)
+        # The shadow store: a temporary SQLite file, or PostgreSQL temporary tables of one
+        # session (Connection.scratch); the ledger's database is only read.
+        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="dinsos-verify-"))
+        shadow_ledger = _ShadowLedger(ledger)
         shadow = ProjectionEngine(
             shadow_ledger,
             [p for p in engine.projections if p is not engine.subjects],
             page_size=engine.page_size,
+            connection=engine.connection.scratch(folder),
         )
+        stack.callback(shadow.close)
+        _copy_index(engine, shadow)
         shadow.ensure_ready()
         for position in sorted(groups):
             shadow_ledger.recorder.stop = position

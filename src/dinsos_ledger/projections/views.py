@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from dinsos_ledger import balances as rule
 from dinsos_ledger.findings import END_OF_TIME, Finding, today_in_wita
 from dinsos_ledger.projections import audit_views
 from dinsos_ledger.projections.builtin import ContactsProjection, MoneyProjection
@@ -26,6 +27,7 @@ from dinsos_ledger.projections.engine import (
     as_date,
 )
 from dinsos_ledger.projections.money import BalanceRow, rollup_outstanding_by_kecamatan
+from dinsos_ledger.projections.registry import ProjectionPluginError, load, projections_for
 from dinsos_ledger.projections.timeline import (
     Timeline,
     compute_timeline,
@@ -40,9 +42,6 @@ __all__ = ["WINDOW_DAYS", "Projections"]
 
 #: The continuity window W of each kind of subject that has a timeline (the subject kinds).
 WINDOW_DAYS: Final = {"household": 90, "veteran": 180}
-
-#: Stands for "no as-of date": later than every business date the ledger accepts.
-_END_OF_TIME: Final = dt.date(9999, 12, 31)
 
 _SUBJECTS = SubjectsProjection.table
 _MONEY = MoneyProjection.table
@@ -59,18 +58,16 @@ class Projections:
 
     def __init__(self, ledger: Ledger, *, page_size: int = DEFAULT_PAGE_SIZE) -> None:
         self.ledger = ledger
-        self.engine = ProjectionEngine(
-            ledger,
-            (
-                MoneyProjection(),
-                ContactsProjection(),
-                # Findings and reconciliation: ordinary projections,
-                # so catch-up, rebuild and verify treat them like the others.
-                audit_views.PaymentsProjection(),
-                audit_views.FindingsProjection(),
-            ),
-            page_size=page_size,
-        )
+        # Built-in projections (findings and reconciliation among them), then the plugins
+        # installed or named in the environment: one list, so catch-up, rebuild, follow
+        # and verify treat them all alike.
+        chosen = projections_for()
+        try:
+            self.engine = ProjectionEngine(ledger, chosen, page_size=page_size)
+        except ProjectionPluginError:
+            raise
+        except ValueError as e:  # a plugin's name or table taken, or not an identifier
+            raise ProjectionPluginError(f"cannot keep the projection plugins: {e}") from e
 
     # ------------------------------------------------------------ maintenance
 
@@ -82,6 +79,35 @@ class Projections:
     def register(self, projection: Projection) -> None:
         """Add a custom projection; the next catch-up creates its tables and fills them."""
         self.engine.register(projection)
+
+    def register_named(self, spec: str) -> Projection:
+        """Add the projection named ``module:Class`` unless that class is registered already.
+
+        Raises :class:`~dinsos_ledger.projections.registry.ProjectionPluginError` when it
+        cannot be imported or is not a projection.
+        """
+        projection = load(spec, origin="--projection")
+        for known in self.engine.projections:
+            if type(known) is type(projection):
+                return known
+        try:
+            self.engine.register(projection)
+        except ValueError as e:
+            raise ProjectionPluginError(f"cannot keep projection {spec}: {e}") from e
+        return projection
+
+    @property
+    def registered(self) -> tuple[Projection, ...]:
+        """Every projection of this ledger, in the order applied (subjects first).
+
+        The one list that catch-up, ``rebuild``, ``follow`` and ``verify`` all use:
+        built-in projections, installed plugins and those registered since.
+        """
+        return tuple(self.engine.projections)
+
+    def close(self) -> None:
+        """Close the projections' own database connection."""
+        self.engine.close()
 
     def positions(self) -> dict[str, int]:
         """The position of the last event each projection has applied."""
@@ -123,20 +149,21 @@ class Projections:
 
     def _balances_with_region(self, as_of: dt.date | None) -> list[tuple[BalanceRow, str]]:
         self.catch_up()
-        day = _END_OF_TIME if as_of is None else as_of
+        day = rule.as_of_parameter(as_of)
         # Grouping over the rows dated on or before D lists exactly the programmes in
-        # which at least one allocation or disbursement counts, as the balance rules asks.
+        # which at least one allocation or disbursement counts (see dinsos_ledger.balances).
         sql = (
             "SELECT m.ref, m.kind, m.programme, s.region, "
             "CAST(SUM(CASE WHEN m.entry = 'allocation' THEN m.amount ELSE 0 END) AS BIGINT), "
             "CAST(SUM(CASE WHEN m.entry = 'disbursement' "
-            "AND (m.reversed_on IS NULL OR m.reversed_on > ?) THEN m.amount ELSE 0 END) AS BIGINT) "
+            f"AND {rule.disbursed_sql('m.on_date', 'm.reversed_on')} "
+            "THEN m.amount ELSE 0 END) AS BIGINT) "
             f"FROM {_MONEY} m JOIN {_SUBJECTS} s ON s.ref = m.ref "
-            "WHERE m.on_date <= ? "
+            f"WHERE {rule.dated_sql('m.on_date')} "
             "GROUP BY m.ref, m.kind, m.programme, s.region"
         )
         with self.engine.reading() as reader:
-            rows = reader.all(sql, (day, day))
+            rows = reader.all(sql, (day, day, day))
         found = [
             (
                 BalanceRow(
@@ -229,7 +256,7 @@ def _timelines(reader: Reader, day: dt.date) -> Iterator[tuple[Timeline, str]]:
     )
     contacts = reader.stream(
         f"SELECT ref, on_date FROM {_CONTACTS} "
-        "WHERE on_date <= ? AND (reversed_on IS NULL OR reversed_on > ?) "
+        f"WHERE {rule.dated_sql()} AND NOT {rule.reversed_sql()} "
         f"ORDER BY ref{order}, on_date",
         (day, day),
     )

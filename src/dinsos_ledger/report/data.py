@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from dinsos_ledger import report_sections
+from dinsos_ledger.balances import allocation_counts, dated_by, dated_sql, disbursement_counts
 from dinsos_ledger.i18n import messages
 from dinsos_ledger.projections.timeline import (
     Timeline,
@@ -174,13 +175,13 @@ class MonthlyFlows:
         """
         sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
         for (k, programme, on), amount in self._allocated.items():
-            if on <= as_of and (kind is None or k == kind):
+            if allocation_counts(on, as_of) and (kind is None or k == kind):
                 sums[(programme, f"{on:%Y-%m}")][0] += amount
         for (k, programme, on, reversed_on), amount in self._disbursed.items():
-            if on > as_of or (kind is not None and k != kind):
+            if not dated_by(on, as_of) or (kind is not None and k != kind):
                 continue
             month = sums[(programme, f"{on:%Y-%m}")]
-            if reversed_on is None or reversed_on > as_of:
+            if disbursement_counts(on, reversed_on, as_of):
                 month[1] += amount
         return [
             MonthFlow(programme, month, allocated, disbursed)
@@ -210,7 +211,7 @@ def gather_from(projections: Projections, as_of: dt.date) -> ReportData:
     # Summed per day in the database, so the rows read stay few however many subjects.
     for kind, programme, entry, on, reversed_on, amount in projections.query(
         "SELECT kind, programme, entry, on_date, reversed_on, CAST(SUM(amount) AS BIGINT) "
-        f"FROM {MoneyProjection.table} WHERE on_date <= ? "
+        f"FROM {MoneyProjection.table} WHERE {dated_sql()} "
         "GROUP BY kind, programme, entry, on_date, reversed_on",
         (as_of,),
     ):
