@@ -92,7 +92,7 @@ def _kill_import(
 
 @pytest.mark.parametrize(
     ("households", "rounds"),
-    [pytest.param(20, 2, id="quick"), pytest.param(120, 12, id="many", marks=pytest.mark.slow)],
+    [pytest.param(40, 3, id="quick"), pytest.param(120, 12, id="many", marks=pytest.mark.slow)],
 )
 def test_an_import_killed_at_random_points_then_run_again_ends_as_one_clean_import(
     backend: str,
